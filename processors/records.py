@@ -1,0 +1,63 @@
+"""Kafka record helpers for the worker: headers of retries and dead letters."""
+
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+ATTEMPT = "medvoice.attempt"
+NOT_BEFORE_MS = "medvoice.not-before-ms"
+ERROR_CODE = "medvoice.error.code"
+ERROR_MESSAGE = "medvoice.error.message"
+ORIGIN_TOPIC = "medvoice.origin.topic"
+ORIGIN_PARTITION = "medvoice.origin.partition"
+ORIGIN_OFFSET = "medvoice.origin.offset"
+TRACEPARENT = "traceparent"
+
+Headers = Sequence[tuple[str, bytes]] | Mapping[str, bytes] | None
+
+
+class Origin(NamedTuple):
+    """Where a record first arrived, kept through retries for the dead-letter headers."""
+
+    topic: str
+    """The topic the record was first consumed from."""
+    partition: int
+    """Its partition there."""
+    offset: int
+    """Its offset there."""
+
+
+def header_dict(headers: Headers) -> dict[str, bytes]:
+    """Headers as a dict (Faust gives a list of pairs or a mapping)."""
+    if headers is None:
+        return {}
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    return {str(k): bytes(v) for k, v in items}
+
+
+def header_int(headers: Mapping[str, bytes], name: str, default: int) -> int:
+    """An integer header, or ``default`` when absent or malformed."""
+    raw = headers.get(name)
+    try:
+        return int(raw.decode()) if raw is not None else default
+    except ValueError:
+        return default
+
+
+def origin_of(headers: Mapping[str, bytes], topic: str, partition: int, offset: int) -> Origin:
+    """The record's first topic/partition/offset: from its headers, else where it is now."""
+    if ORIGIN_TOPIC in headers:
+        return Origin(
+            headers[ORIGIN_TOPIC].decode(),
+            header_int(headers, ORIGIN_PARTITION, partition),
+            header_int(headers, ORIGIN_OFFSET, offset),
+        )
+    return Origin(topic, partition, offset)
+
+
+def origin_headers(origin: Origin) -> dict[str, bytes]:
+    """Headers that carry ``origin`` onward."""
+    return {
+        ORIGIN_TOPIC: origin.topic.encode(),
+        ORIGIN_PARTITION: str(origin.partition).encode(),
+        ORIGIN_OFFSET: str(origin.offset).encode(),
+    }

@@ -1,0 +1,78 @@
+"""The worker's settings (env prefix ``MEDVOICE_``)."""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings
+
+from medvoice_common.settings import ENV_CONFIG, CommonSettings
+
+
+class WorkerOptions(BaseModel):
+    """How one worker process consumes and processes (``MEDVOICE_WORKER__*``)."""
+
+    app_id: str = "medvoice-worker"  # also the consumer group and the changelog topics' prefix
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=6066, ge=1, le=65535)
+    store: str = "memory://"  # production: rocksdb:// (local state survives a restart)
+    data_dir: Path = Path("/tmp/medvoice-worker")  # noqa: S108 - Faust's table dir; k8s mounts a volume
+    batch_size: int = Field(default=8, ge=1)  # events taken and processed concurrently
+    batch_within_s: float = 0.05  # how long to wait to fill a batch before processing it
+    asr_concurrency: int = Field(default=1, ge=1)  # parallel ASR calls (threads / gRPC calls)
+    decode_concurrency: int = Field(default=2, ge=1)
+    session_timeout_s: float = 10.0  # a dead worker's partitions move after this
+    heartbeat_s: float = 2.0
+    max_audio_s: float = Field(default=3 * 3600, gt=0)  # longer recordings fail: audio_too_long
+    max_object_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    max_attempts: int = Field(default=5, ge=1)  # for transient failures, then dead letter
+    retry_base_s: float = 1.0  # first backoff; doubles each attempt, with full jitter
+    retry_max_s: float = 60.0
+    shutdown_grace_s: float = 30.0
+
+
+class RivaOptions(BaseModel):
+    """The NVIDIA Riva client (``MEDVOICE_RIVA__*``; the URI is ``MEDVOICE_RIVA_URI``)."""
+
+    use_ssl: bool = False
+    ssl_ca_file: Path | None = None
+    api_key: SecretStr | None = None
+    function_id: str | None = None  # NVIDIA-hosted Riva (NVCF)
+    language_code: str = "en-US"
+    model: str = ""  # empty: the server's default offline ASR model
+    automatic_punctuation: bool = True
+    word_time_offsets: bool = True
+    diarization: bool = False
+    max_speakers: int = Field(default=2, ge=1)
+    boost_score: float = 20.0  # Riva's recommended range for word boosting is 20-100
+    max_message_mb: int = Field(default=64, ge=4)
+    deadline_s: float = Field(default=120.0, gt=0)
+
+
+class WorkerSettings(CommonSettings, BaseSettings):
+    """Everything a worker is configured by."""
+
+    model_config = ENV_CONFIG
+
+    asr_backend: Literal["whisper", "riva"] = "whisper"
+    whisper_model: str = ""  # a CTranslate2 model path or name; empty: the bundled tiny.en
+    whisper_device: Literal["cpu", "cuda", "auto"] = "cpu"
+    whisper_compute_type: str = ""  # empty: int8 on CPU, float16 on CUDA
+    whisper_cpu_threads: int = Field(default=0, ge=0)  # 0: one per core
+    whisper_beam_size: int = Field(default=5, ge=1)
+    riva_uri: str = "127.0.0.1:50051"
+    riva: RivaOptions = Field(default_factory=RivaOptions)
+    vocabulary_file: Path | None = None
+    chunk_s: float = Field(default=60.0, ge=5.0, le=900.0)  # longest audio one ASR call gets
+    worker: WorkerOptions = Field(default_factory=WorkerOptions)
+
+    @model_validator(mode="after")
+    def _vocabulary_readable(self) -> "WorkerSettings":
+        if self.vocabulary_file is not None and not self.vocabulary_file.is_file():
+            raise ValueError(f"MEDVOICE_VOCABULARY_FILE: {self.vocabulary_file} is not a file")
+        return self
+
+    @property
+    def faust_app_id(self) -> str:
+        """The Faust app id with the deployment's topic prefix."""
+        return f"{self.topic_prefix}{self.worker.app_id}"

@@ -1,0 +1,27 @@
+"""What a worker builds before consuming: the ASR backend, vocabulary and thread pools."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+from medvoice_common import s3
+from processors.asr.factory import make_backend
+from processors.pipeline import PipelineContext
+from processors.settings import WorkerSettings
+
+
+def build_context(settings: WorkerSettings) -> PipelineContext:
+    """Load the ASR backend and vocabulary and open the thread pools."""
+    vocabulary = None
+    if settings.vocabulary_file is not None:
+        from processors.vocabulary import load_vocabulary
+
+        vocabulary = load_vocabulary(settings.vocabulary_file)
+    return PipelineContext(
+        settings=settings,
+        s3=s3.make_client(settings),
+        backend=make_backend(settings),
+        asr_executor=ThreadPoolExecutor(settings.worker.asr_concurrency, thread_name_prefix="asr"),
+        io_executor=ThreadPoolExecutor(
+            settings.worker.decode_concurrency + 4, thread_name_prefix="io"
+        ),
+        vocabulary=vocabulary,
+    )

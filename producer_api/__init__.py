@@ -1,0 +1,1 @@
+"""The HTTP API: accepts recordings and submissions, publishes AudioSubmitted, serves status."""

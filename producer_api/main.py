@@ -1,0 +1,81 @@
+"""The FastAPI application factory."""
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.routing import Match
+
+from medvoice_common import s3
+from medvoice_common.startup import wait_for_kafka, wait_for_s3
+from producer_api import metrics
+from producer_api.publisher import Publisher
+from producer_api.routes import health, submit, tasks, uploads
+from producer_api.settings import ApiSettings
+from producer_api.status_view import StatusView
+from producer_api.storage import Storage
+
+log = logging.getLogger(__name__)
+
+
+async def _start_dependencies(app: FastAPI, settings: ApiSettings) -> None:
+    await wait_for_s3(settings)
+    await wait_for_kafka(settings)
+    publisher = Publisher(settings, settings.api.publish_timeout_s)
+    await publisher.start()
+    view = StatusView(settings)
+    await view.start(settings.api.status_view_start_timeout_s)
+    app.state.publisher = publisher
+    app.state.status_view = view
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Start the producer, the S3 client and the status view; flush and stop them at exit."""
+    settings: ApiSettings = app.state.settings
+    app.state.storage = Storage(s3.make_client(settings), settings)
+    await _start_dependencies(app, settings)
+    log.info("api ready", extra={"bootstrap": settings.kafka_bootstrap})
+    try:
+        yield
+    finally:
+        await app.state.status_view.stop()
+        await app.state.publisher.stop()
+
+
+def _route_of(request: Request) -> str:
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is Match.FULL:
+            return str(getattr(route, "path", "other"))
+    return "unmatched"
+
+
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    """Build the API; clients connect in the lifespan, not here."""
+    app = FastAPI(title="MedVoice pipeline API", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings or ApiSettings()
+    for module in (submit, uploads, tasks, health):
+        app.include_router(module.router)
+
+    @app.middleware("http")
+    async def observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        route = _route_of(request)
+        try:
+            response = await call_next(request)
+        except Exception:
+            log.exception("unhandled error", extra={"route": route})
+            response = JSONResponse({"detail": "Internal error."}, status_code=500)
+        metrics.HTTP_SECONDS.labels(route, request.method).observe(time.perf_counter() - started)
+        metrics.HTTP_REQUESTS.labels(
+            route, request.method, f"{response.status_code // 100}xx"
+        ).inc()
+        return response
+
+    return app

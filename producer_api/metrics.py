@@ -1,0 +1,28 @@
+"""The API's Prometheus metrics. Labels are bounded: route template, method, status class."""
+
+from prometheus_client import Counter, Histogram
+
+# The seed endpoint answers in milliseconds; uploads of large files take seconds.
+HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+PUBLISH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+
+HTTP_REQUESTS = Counter(
+    "medvoice_http_requests_total", "HTTP requests served.", ["route", "method", "status_class"]
+)
+HTTP_SECONDS = Histogram(
+    "medvoice_http_request_duration_seconds",
+    "Time to answer an HTTP request.",
+    ["route", "method"],
+    buckets=HTTP_BUCKETS,
+)
+EVENTS_PUBLISHED = Counter(
+    "medvoice_events_published_total", "AudioSubmitted events acknowledged by Kafka."
+)
+PUBLISH_FAILURES = Counter(
+    "medvoice_publish_failures_total", "Submissions Kafka did not acknowledge in time."
+)
+PUBLISH_SECONDS = Histogram(
+    "medvoice_publish_duration_seconds",
+    "Time for Kafka to acknowledge a submission (acks=all).",
+    buckets=PUBLISH_BUCKETS,
+)

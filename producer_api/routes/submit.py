@@ -1,0 +1,69 @@
+"""The seed contract: ``POST /process_audio_v2/{user_id}``."""
+
+import re
+import time
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Header, HTTPException, Query, status
+
+from producer_api import metrics
+from producer_api.deps import PublisherDep, StorageDep, UserIdPath
+from producer_api.models import SubmitPublic
+from producer_api.publisher import DispatchError
+from schemas.events import AudioSubmitted
+from schemas.ids import ID_PATTERN, AudioExtension, audio_object_key
+
+router = APIRouter(tags=["submit"])
+TRACEPARENT_RE = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+
+
+@router.post(
+    "/process_audio_v2/{user_id}",
+    response_model=SubmitPublic,
+    responses={
+        404: {"description": "No such recording (or none uploaded yet)"},
+        500: {"description": "The task could not be dispatched to Kafka"},
+    },
+)
+async def process_audio_v2(
+    user_id: UserIdPath,
+    publisher: PublisherDep,
+    storage: StorageDep,
+    file_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    file_extension: AudioExtension = AudioExtension.M4A,
+    file_name: Annotated[str | None, Query(max_length=255)] = None,
+    traceparent: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> SubmitPublic:
+    """Queue an uploaded recording for transcription; without file_id, the latest upload."""
+    if file_id is None:
+        latest = await storage.latest_upload(user_id)
+        if latest is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "No recording uploaded for this user.")
+        file_id, file_extension, key = latest
+    else:
+        key = audio_object_key(user_id, file_id, file_extension)
+        if not await storage.exists(key):
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, "No recording with this file_id and file_extension."
+            )
+    event = AudioSubmitted(
+        task_id=uuid.uuid4(),
+        user_id=user_id,
+        file_id=file_id,
+        file_extension=file_extension,
+        object_key=key,
+        file_name=file_name,
+    )
+    headers = None
+    if traceparent and TRACEPARENT_RE.match(traceparent):
+        headers = [("traceparent", traceparent.encode())]
+    started = time.perf_counter()
+    try:
+        await publisher.submit(event, headers)
+    except DispatchError as exc:
+        metrics.PUBLISH_FAILURES.inc()
+        raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, str(exc)) from exc
+    metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
+    metrics.EVENTS_PUBLISHED.inc()
+    return SubmitPublic(task_id=event.task_id)

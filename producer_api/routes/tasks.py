@@ -1,0 +1,63 @@
+"""Task status and transcripts."""
+
+import uuid
+
+from fastapi import APIRouter, HTTPException, Response, status
+
+from producer_api.deps import StatusViewDep, StorageDep
+from producer_api.models import TaskPublic, TranscriptPublic
+from schemas.events import TaskStatusChanged
+from schemas.ids import transcript_object_key
+from schemas.status import TaskStatus
+from schemas.transcript import TranscriptDocument
+
+router = APIRouter(prefix="/tasks", tags=["tasks"])
+NOT_FOUND = "No such task."
+
+
+def _lookup(view: StatusViewDep, task_id: uuid.UUID) -> TaskStatusChanged:
+    change = view.get(str(task_id))
+    if change is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND)
+    return change
+
+
+async def _document(storage: StorageDep, change: TaskStatusChanged) -> bytes:
+    if change.status is not TaskStatus.COMPLETED:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "The task has no transcript yet.")
+    body = await storage.get_json(transcript_object_key(change.user_id, change.task_id))
+    if body is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "The transcript is no longer stored.")
+    return body
+
+
+@router.get("/{task_id}", response_model=TaskPublic)
+async def get_task(task_id: uuid.UUID, view: StatusViewDep, storage: StorageDep) -> TaskPublic:
+    """A task's status, with its transcript text when completed."""
+    change = _lookup(view, task_id)
+    transcript = None
+    if change.status is TaskStatus.COMPLETED and change.transcript is not None:
+        doc = TranscriptDocument.model_validate_json(await _document(storage, change))
+        transcript = TranscriptPublic(**change.transcript.model_dump(), text=doc.text)
+    return TaskPublic(
+        task_id=change.task_id,
+        user_id=change.user_id,
+        file_id=change.file_id,
+        status=change.status,
+        submitted_at=change.submitted_at,
+        updated_at=change.occurred_at,
+        attempt=change.attempt,
+        transcript=transcript,
+        error=change.error,
+    )
+
+
+@router.get(
+    "/{task_id}/transcript",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}}, "description": "TranscriptDocument"}},
+)
+async def get_transcript(task_id: uuid.UUID, view: StatusViewDep, storage: StorageDep) -> Response:
+    """The full transcript document: segments, words with times and confidences."""
+    body = await _document(storage, _lookup(view, task_id))
+    return Response(content=body, media_type="application/json")

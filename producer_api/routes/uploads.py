@@ -1,0 +1,68 @@
+"""Getting recordings in: multipart upload and presigned PUT URLs."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, HTTPException, Query, UploadFile, status
+
+from producer_api.deps import SettingsDep, StorageDep, UserIdPath
+from producer_api.models import PresignPublic, UploadPublic
+from producer_api.sniff import HEAD_BYTES, looks_like
+from schemas.ids import AudioExtension
+
+router = APIRouter(prefix="/uploads", tags=["uploads"])
+
+
+def _extension_of(upload: UploadFile, given: AudioExtension | None) -> AudioExtension:
+    if given is not None:
+        return given
+    name = upload.filename or ""
+    suffix = name.rpartition(".")[2].lower() if "." in name else ""
+    try:
+        return AudioExtension(suffix)
+    except ValueError as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            "Unsupported or missing file extension; give file_extension "
+            f"(one of {', '.join(e.value for e in AudioExtension)}).",
+        ) from exc
+
+
+@router.post("/{user_id}", response_model=UploadPublic, status_code=status.HTTP_201_CREATED)
+async def upload_audio(
+    user_id: UserIdPath,
+    storage: StorageDep,
+    settings: SettingsDep,
+    file: Annotated[UploadFile, File(description="the recording")],
+    file_extension: Annotated[AudioExtension | None, Query()] = None,
+) -> UploadPublic:
+    """Store a recording in S3 and return its file_id."""
+    extension = _extension_of(file, file_extension)
+    limit = settings.api.max_upload_bytes
+    if file.size is not None and file.size > limit:
+        raise HTTPException(
+            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"The file is over the {limit}-byte limit."
+        )
+    head = await file.read(HEAD_BYTES)
+    if not looks_like(extension, head):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            f"The file's content is not a {extension.value} recording.",
+        )
+    await file.seek(0)
+    stored = await storage.put_audio(
+        user_id, extension, file.file, file.content_type or "application/octet-stream"
+    )
+    return UploadPublic(**stored._asdict())
+
+
+@router.post("/{user_id}/presign", response_model=PresignPublic)
+async def presign_upload(
+    user_id: UserIdPath,
+    storage: StorageDep,
+    settings: SettingsDep,
+    file_extension: AudioExtension = AudioExtension.M4A,
+) -> PresignPublic:
+    """A short-lived presigned PUT URL for a new recording of this user."""
+    expires = settings.api.presign_expiry_s
+    stored, url = storage.presign_put(user_id, file_extension, expires)
+    return PresignPublic(**stored._asdict(), url=url, expires_in_s=expires)
