@@ -46,6 +46,7 @@ from schemas.topics import Topics
 from schemas.transcript import TranscriptDocument
 
 log = logging.getLogger(__name__)
+MISSING_OBJECT_ATTEMPTS = 3  # a missing recording is looked for again twice, then it fails
 
 
 class TaskProcessor:
@@ -199,7 +200,9 @@ class TaskProcessor:
         headers = header_dict(event.message.headers)
         attempt = header_int(headers, ATTEMPT, 0) + 1
         w = self.ctx.settings.worker
-        if attempt < w.max_attempts:
+        missing = err.code is ErrorCode.AUDIO_MISSING
+        limit = min(MISSING_OBJECT_ATTEMPTS, w.max_attempts) if missing else w.max_attempts
+        if attempt < limit:
             ceiling = min(w.retry_max_s, w.retry_base_s * 2 ** (attempt - 1))
             delay = ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto
             origin = self._origin(event, headers)
@@ -222,6 +225,9 @@ class TaskProcessor:
                     "delay_s": round(delay, 2),
                 },
             )
+            return
+        if missing and sub is not None:
+            await self._fail(sub, err, attempt)  # still missing: permanent, nothing to replay
             return
         exhausted = TaskError(
             ErrorCode.RETRIES_EXHAUSTED,

@@ -76,7 +76,10 @@ def fetch_audio(ctx: PipelineContext, key: str) -> bytes:
         return obj["Body"].read()
     except ClientError as exc:
         if s3.is_not_found(exc):
-            raise TaskError(ErrorCode.AUDIO_MISSING, "The recording was not found.") from exc
+            # Transient for a few attempts (an upload may still be landing), then permanent.
+            raise TaskError(
+                ErrorCode.AUDIO_MISSING, "The recording was not found.", transient=True
+            ) from exc
         raise _storage_error(exc, "download") from exc
     except BotoCoreError as exc:
         raise _storage_error(exc, "download") from exc

@@ -4,6 +4,7 @@ from typing import Annotated, cast
 
 from fastapi import Depends, Path, Request
 
+from producer_api.idempotency import IdempotencyStore
 from producer_api.publisher import Publisher
 from producer_api.settings import ApiSettings
 from producer_api.status_view import StatusView
@@ -23,6 +24,10 @@ def _storage(request: Request) -> Storage:
     return cast(Storage, request.app.state.storage)
 
 
+def _idempotency(request: Request) -> IdempotencyStore:
+    return IdempotencyStore(cast(Storage, request.app.state.storage))
+
+
 def _status_view(request: Request) -> StatusView:
     return cast(StatusView, request.app.state.status_view)
 
@@ -30,6 +35,7 @@ def _status_view(request: Request) -> StatusView:
 SettingsDep = Annotated[ApiSettings, Depends(_settings)]
 PublisherDep = Annotated[Publisher, Depends(_publisher)]
 StorageDep = Annotated[Storage, Depends(_storage)]
+IdempotencyDep = Annotated[IdempotencyStore, Depends(_idempotency)]
 StatusViewDep = Annotated[StatusView, Depends(_status_view)]
 UserIdPath = Annotated[
     str, Path(pattern=ID_PATTERN, description="letters, digits, - and _; 64 at most")

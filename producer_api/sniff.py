@@ -1,5 +1,9 @@
 """Recognising audio containers by their first bytes, before an upload is accepted."""
 
+from typing import IO
+
+import av
+
 from schemas.ids import AudioExtension
 
 HEAD_BYTES = 64  # enough for every signature below
@@ -29,3 +33,22 @@ def looks_like(extension: AudioExtension, head: bytes) -> bool:
     if extension is AudioExtension.WAV and head[8:12] != b"WAVE":
         return False
     return any(head[at : at + len(sig)] == sig for at, sig in _MAGIC[extension])
+
+
+def probe_duration_s(body: IO[bytes]) -> float | None:
+    """The recording's duration from its container header, or None when it does not say.
+
+    Reads headers only (no decoding); rewinds ``body`` afterwards.
+    """
+    try:
+        with av.open(body, mode="r") as container:
+            if container.duration is not None:
+                return float(container.duration) / av.time_base
+            stream = container.streams.audio[0] if container.streams.audio else None
+            if stream is not None and stream.duration is not None and stream.time_base:
+                return float(stream.duration * stream.time_base)
+            return None
+    except (av.FFmpegError, ValueError):
+        return None
+    finally:
+        body.seek(0)

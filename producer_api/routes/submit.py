@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException, Query, status
 
 from producer_api import metrics
-from producer_api.deps import PublisherDep, StorageDep, UserIdPath
+from producer_api.deps import IdempotencyDep, PublisherDep, StorageDep, UserIdPath
+from producer_api.idempotency import MAX_KEY_LENGTH
 from producer_api.models import SubmitPublic
 from producer_api.publisher import DispatchError
 from schemas.events import AudioSubmitted
@@ -30,10 +31,14 @@ async def process_audio_v2(
     user_id: UserIdPath,
     publisher: PublisherDep,
     storage: StorageDep,
+    idempotency: IdempotencyDep,
     file_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     file_extension: AudioExtension = AudioExtension.M4A,
     file_name: Annotated[str | None, Query(max_length=255)] = None,
     traceparent: Annotated[str | None, Header(include_in_schema=False)] = None,
+    idempotency_key: Annotated[
+        str | None, Header(max_length=MAX_KEY_LENGTH, pattern=r"^[\x21-\x7e]+$")
+    ] = None,
 ) -> SubmitPublic:
     """Queue an uploaded recording for transcription; without file_id, the latest upload."""
     if file_id is None:
@@ -47,8 +52,13 @@ async def process_audio_v2(
             raise HTTPException(
                 status.HTTP_404_NOT_FOUND, "No recording with this file_id and file_extension."
             )
+    task_id = uuid.uuid4()
+    if idempotency_key is not None:
+        task_id, claimed = await idempotency.claim(user_id, idempotency_key, task_id)
+        if not claimed:
+            return SubmitPublic(task_id=task_id)
     event = AudioSubmitted(
-        task_id=uuid.uuid4(),
+        task_id=task_id,
         user_id=user_id,
         file_id=file_id,
         file_extension=file_extension,
@@ -63,6 +73,8 @@ async def process_audio_v2(
         await publisher.submit(event, headers)
     except DispatchError as exc:
         metrics.PUBLISH_FAILURES.inc()
+        if idempotency_key is not None:
+            await idempotency.release(user_id, idempotency_key)
         raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, str(exc)) from exc
     metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
     metrics.EVENTS_PUBLISHED.inc()

@@ -1,12 +1,13 @@
 """Getting recordings in: multipart upload and presigned PUT URLs."""
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, File, HTTPException, Query, UploadFile, status
 
 from producer_api.deps import SettingsDep, StorageDep, UserIdPath
 from producer_api.models import PresignPublic, UploadPublic
-from producer_api.sniff import HEAD_BYTES, looks_like
+from producer_api.sniff import HEAD_BYTES, looks_like, probe_duration_s
 from schemas.ids import AudioExtension
 
 router = APIRouter(prefix="/uploads", tags=["uploads"])
@@ -49,6 +50,13 @@ async def upload_audio(
             f"The file's content is not a {extension.value} recording.",
         )
     await file.seek(0)
+    duration = await asyncio.to_thread(probe_duration_s, file.file)
+    if duration is not None and duration > settings.api.max_audio_s:
+        raise HTTPException(
+            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            f"The recording lasts {duration:.0f} s; at most {settings.api.max_audio_s:.0f} s "
+            "are accepted.",
+        )
     stored = await storage.put_audio(
         user_id, extension, file.file, file.content_type or "application/octet-stream"
     )

@@ -45,7 +45,11 @@ class Stack:
     def __init__(self, cfg: StackConfig) -> None:
         self.cfg = cfg
         self.worker, self.worker_url = start_worker(cfg)
-        self.api, self.api_url = start_api(cfg)
+        try:
+            self.api, self.api_url = start_api(cfg)
+        except BaseException:
+            self.worker.terminate()
+            raise
         self.client = httpx.Client(base_url=self.api_url, timeout=30.0)
 
     def upload(self, data: bytes, extension: str) -> dict[str, Any]:
