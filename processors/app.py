@@ -7,6 +7,7 @@ import faust
 from processors.agents import TaskProcessor
 from processors.faust_config import app_settings
 from processors.health import Readiness, register_routes
+from processors.lag import register_lag
 from processors.pipeline import PipelineContext
 
 STATUS_TABLE = "task_status"
@@ -47,4 +48,5 @@ def create_app(ctx: PipelineContext) -> tuple[faust.App, TaskProcessor]:
     for topic, name, fn in agents:
         app.agent(topic, name=name)(cast("Any", fn))
     register_routes(app, Readiness(app, ctx))
+    register_lag(app, topics.submitted)
     return app, processor

@@ -13,6 +13,9 @@ from processors.pipeline import PipelineContext
 
 log = logging.getLogger(__name__)
 PROBE_CACHE_S = 5.0  # probes are cheap but the kubelet asks every few seconds
+# medvoice_asr_backend_up must not depend on someone calling /readyz (docker-compose has no
+# readiness probe on workers): probe at start-up and then on this period.
+BACKEND_PROBE_INTERVAL_S = 30.0
 
 
 class Readiness:
@@ -34,6 +37,10 @@ class Readiness:
             self._checked_at = now
         consumer_ok = bool(self.app.consumer.assignment()) if self.app.consumer else False
         return {"kafka_consumer_assigned": consumer_ok, **self._last}
+
+    async def probe(self) -> None:
+        """Run the dependency probes (for their metrics), ignoring the answer."""
+        await self.check()
 
     async def _probe_s3(self) -> bool:
         try:
@@ -58,7 +65,9 @@ class Readiness:
 
 
 def register_routes(app: faust.App, readiness: Readiness) -> None:
-    """Add the health and metrics routes to the worker's web server."""
+    """Add the health and metrics routes to the worker's web server, and the periodic probes."""
+    app.task(readiness.probe)
+    app.timer(BACKEND_PROBE_INTERVAL_S, name="dependency_probe")(readiness.probe)
 
     @app.page("/healthz")
     class Healthz(View):

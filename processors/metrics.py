@@ -57,13 +57,16 @@ BACKEND_UP = Gauge(
 
 
 @contextmanager
-def stage(name: str, backend: str) -> Iterator[None]:
-    """Time the block as stage ``name``."""
+def stage(name: str, backend: str, timings: dict[str, float] | None = None) -> Iterator[None]:
+    """Time the block as stage ``name``; also store its seconds in ``timings`` (for logs)."""
     started = time.perf_counter()
     try:
         yield
     finally:
-        STAGE_SECONDS.labels(name, backend).observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        STAGE_SECONDS.labels(name, backend).observe(elapsed)
+        if timings is not None:
+            timings[name] = round(elapsed, 3)
 
 
 def observe_asr(backend: str, audio_s: float, wall_s: float) -> None:

@@ -158,22 +158,29 @@ async def run(ctx: PipelineContext, event: AudioSubmitted) -> tuple[TranscriptDo
     if existing is not None:
         return existing, False
     backend = ctx.backend.name
-    with metrics.stage("download", backend):
+    timings: dict[str, float] = {}
+    with metrics.stage("download", backend, timings):
         data = await _blocking(ctx.io_executor, partial(fetch_audio, ctx, event.object_key))
-    with metrics.stage("decode", backend):
+    with metrics.stage("decode", backend, timings):
         pcm = await _blocking(
             ctx.io_executor,
             partial(decode, data, max_duration_s=ctx.settings.worker.max_audio_s),
         )
     del data
     started = time.perf_counter()
-    with metrics.stage("asr", backend):
+    with metrics.stage("asr", backend, timings):
         doc = await _blocking(ctx.asr_executor, partial(recognise, ctx, event, pcm))
     metrics.observe_asr(backend, pcm.duration_s, time.perf_counter() - started)
-    with metrics.stage("upload", backend):
+    with metrics.stage("upload", backend, timings):
         await _blocking(ctx.io_executor, partial(store_document, ctx, doc))
     log.info(
         "transcribed",
-        extra={"task_id": str(event.task_id), "audio_s": doc.duration_s, "words": len(doc.words)},
+        extra={
+            "task_id": str(event.task_id),
+            "audio_s": doc.duration_s,
+            "words": len(doc.words),
+            "duration_s": round(sum(timings.values()), 3),
+            "stages": timings,
+        },
     )
     return doc, True

@@ -21,12 +21,12 @@ MAX_TERMS = 5000  # a file, not a prompt: only the relevant few reach the decode
 MAX_TERM_CHARS = 80  # longer than any drug, procedure or anatomy name; longer is a mistake
 RELEVANCE_THRESHOLD = 55.0  # fuzz.ratio (0-100) of a term against heard words; tuned in bench/
 SUPPORT_THRESHOLD = 55.0  # the same measure for the words a boosted term replaces
-MAX_RELEVANT_TERMS = 16  # whisper's prompt holds ~224 tokens; Riva boosts per request too
+MAX_RELEVANT_TERMS = 8  # few, so absent terms tempt the decoder less (tuned in bench/)
 EXACT_ONLY_CHARS = 4  # terms this short ("CT", "ECG") fuzzy-match too much: exact only
 MAX_SPAN_EXTRA_WORDS = 3  # a term may be heard as up to this many more words ("echo cardio gram")
 SHORT_TERM_CHARS = 10  # below this, each missing character costs SHORT_TERM_PENALTY points:
 SHORT_TERM_PENALTY = 3.0  # a ratio over few characters is noise ("oedema" vs "order an": 62)
-REGION_LENGTH_RATIO = 1.6  # a replacement changes the length of what was heard at most this much
+CONFIDENT_PLAIN = 0.8  # mean probability above which the plain pass's words are kept as heard
 
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
 
@@ -181,20 +181,24 @@ def accepted_replacements(
     boosted: Sequence[str],
     terms: Sequence[str],
     *,
+    plain_confidence: Sequence[float] | None = None,
     threshold: float = SUPPORT_THRESHOLD,
 ) -> list[Replacement]:
     """Where to take the boosted pass's words instead of the plain pass's.
 
-    The two word sequences are aligned; a differing stretch is accepted only when the boosted
-    words write at least one vocabulary term, every term they write resembles the plain words
-    they replace, and the two stretches are of similar length (``REGION_LENGTH_RATIO``). Everything else (pure insertions,
-    rephrasing, terms over unrelated words) keeps the plain words.
+    The two word sequences are aligned. In each stretch where they differ, every vocabulary
+    term the boosted words write (and the plain words do not) is matched with the run of
+    plain words in that stretch that resembles it best; the term's words replace that run
+    only when it scores at least ``threshold`` and the plain pass was not confident of it.
+    All other differences (other words, pure insertions) keep the plain words.
 
     Args:
         plain: the unboosted pass's words, in order.
         boosted: the boosted pass's words, in order.
         terms: the terms the boosted pass was offered.
-        threshold: least ``term_scores`` score of a written term against the replaced words.
+        plain_confidence: the plain words' probabilities (same length as ``plain``); a run
+            whose mean is at least ``CONFIDENT_PLAIN`` is never replaced.
+        threshold: least score (as ``term_scores``) of a term against the run it replaces.
 
     Returns:
         Non-overlapping replacements in order.
@@ -206,21 +210,42 @@ def accepted_replacements(
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag != "replace":
             continue
-        written = [
-            t
-            for t in find_terms(terms, " ".join(boosted[j1:j2]))
-            if not find_terms([t], " ".join(plain[i1:i2]))
-        ]
-        if not written or not _similar_length(plain[i1:i2], boosted[j1:j2]):
-            continue
-        scores = term_scores(written, plain[i1:i2])
-        if all(scores[t] >= threshold for t in written):
-            accepted.append(Replacement(i1, i2, j1, j2))
+        for term in find_terms(terms, " ".join(boosted[j1:j2])):
+            if find_terms([term], " ".join(plain[i1:i2])):
+                continue
+            written = _run_writing(term, boosted, j1, j2)
+            start, end, score = _best_run(term, plain, i1, i2)
+            if written is None or score < threshold:
+                continue
+            if plain_confidence is not None:
+                mean = sum(plain_confidence[start:end]) / (end - start)
+                if mean >= CONFIDENT_PLAIN:
+                    continue
+            if not accepted or accepted[-1].plain_end <= start:
+                accepted.append(Replacement(start, end, *written))
     return accepted
 
 
-def _similar_length(plain: Sequence[str], boosted: Sequence[str]) -> bool:
-    """Whether two stretches of words have letter counts within ``REGION_LENGTH_RATIO``."""
-    a = len(normalise(" ".join(plain)).replace(" ", ""))
-    b = len(normalise(" ".join(boosted)).replace(" ", ""))
-    return min(a, b) * REGION_LENGTH_RATIO >= max(a, b)
+def _run_writing(term: str, words: Sequence[str], lo: int, hi: int) -> tuple[int, int] | None:
+    """The first run of ``words[lo:hi]`` that is exactly ``term`` (after ``normalise``)."""
+    target = normalise(term)
+    for start in range(lo, hi):
+        for end in range(start + 1, hi + 1):
+            joined = normalise(" ".join(words[start:end]))
+            if joined == target:
+                return start, end
+            if len(joined) > len(target):
+                break
+    return None
+
+
+def _best_run(term: str, words: Sequence[str], lo: int, hi: int) -> tuple[int, int, float]:
+    """The run of ``words[lo:hi]`` most like ``term``: (start, end, score as ``term_scores``)."""
+    best = (lo, lo + 1, 0.0)
+    width = len(normalise(term).split()) + MAX_SPAN_EXTRA_WORDS
+    for start in range(lo, hi):
+        for end in range(start + 1, min(hi, start + width) + 1):
+            score = term_scores([term], words[start:end])[term]
+            if score > best[2]:
+                best = (start, end, score)
+    return best

@@ -25,6 +25,11 @@ def main() -> int:
         log_config=None,  # keep our JSON logging
         access_log=False,  # paths carry user ids; requests are counted in /metrics instead
         timeout_graceful_shutdown=int(settings.api.shutdown_grace_s),
+        http=settings.api.http,
+        h11_max_incomplete_event_size=settings.api.max_header_bytes,  # request line + headers
+        limit_concurrency=settings.api.limit_concurrency,  # beyond it: 503, not memory growth
+        timeout_keep_alive=settings.api.keep_alive_s,
+        server_header=False,  # no version banner
     )
     return 0
 

@@ -6,12 +6,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.routing import Match
 
 from medvoice_common import s3
 from medvoice_common.startup import wait_for_kafka, wait_for_s3
 from producer_api import metrics
+from producer_api.auth import TokenVerifier
+from producer_api.errors import validation_error
+from producer_api.limits import BodyLimitMiddleware
 from producer_api.publisher import Publisher
 from producer_api.routes import health, submit, tasks, uploads
 from producer_api.settings import ApiSettings
@@ -57,9 +61,22 @@ def _route_of(request: Request) -> str:
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     """Build the API; clients connect in the lifespan, not here."""
     app = FastAPI(title="MedVoice pipeline API", version="0.1.0", lifespan=lifespan)
-    app.state.settings = settings or ApiSettings()
+    settings = settings or ApiSettings()
+    app.state.settings = settings
+    app.state.verifier = TokenVerifier(settings.auth)
+    if settings.auth.mode == "none":
+        log.warning(
+            "AUTHENTICATION IS OFF (MEDVOICE_AUTH__MODE=none): any caller may act for any "
+            "user. Development on one machine only; never expose this API."
+        )
     for module in (submit, uploads, tasks, health):
         app.include_router(module.router)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_middleware(  # inside observe: a 413 is counted too
+        BodyLimitMiddleware,
+        max_upload_bytes=settings.api.max_upload_bytes,
+        max_body_bytes=settings.api.max_body_bytes,
+    )
 
     @app.middleware("http")
     async def observe(

@@ -10,6 +10,15 @@ from schemas.ids import AudioExtension
 from schemas.status import TaskStatus
 
 SUBMITTED_MESSAGE = "Audio processing started in the background"
+# No C0/C1 controls, zero-width or bidi-override characters, line or paragraph separators
+# (they spoof names in UIs and split log lines); the same pattern in Python, Rust and JS.
+FILE_NAME_PATTERN = (
+    r"^[^\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]+$"
+)
+AUTH_RESPONSES: dict[int | str, dict[str, str]] = {
+    401: {"description": "No bearer token, or one that is not valid"},
+    403: {"description": "The token's subject may not act for this user"},
+}
 
 
 class SubmitPublic(BaseModel):

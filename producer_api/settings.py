@@ -1,9 +1,82 @@
 """The API's settings (env prefix ``MEDVOICE_``)."""
 
-from pydantic import BaseModel, Field
+from typing import Literal
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, Field, FilePath, SecretStr, model_validator
 from pydantic_settings import BaseSettings
 
 from medvoice_common.settings import ENV_CONFIG, CommonSettings
+
+HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+PUBLIC_KEY_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+MIN_HMAC_SECRET_BYTES = 32  # RFC 7518 §3.2: an HS256 key at least as long as the hash
+
+
+class AuthSettings(BaseModel):
+    """How callers are authenticated (``MEDVOICE_AUTH__*``).
+
+    ``jwt``: every route but health and metrics needs ``Authorization: Bearer <JWT>``,
+    verified with exactly one key source: a shared HS256 secret, a PEM public key file, or a
+    JWKS (``https://…`` fetched and cached, or ``file://…`` read at start-up). ``none``:
+    no authentication, for ``make dev`` on one machine only.
+    """
+
+    mode: Literal["jwt", "none"] = "jwt"
+    hs256_secret: SecretStr | None = None
+    public_key_file: FilePath | None = None
+    jwks_url: str | None = None
+    audience: str | None = None  # checked when set (the token's ``aud`` must contain it)
+    issuer: str | None = None  # checked when set
+    algorithms: list[str] = Field(default_factory=list)  # empty: HS256, or RS256 + ES256
+    leeway_s: float = Field(default=30.0, ge=0, le=300)  # clock skew allowed on exp/nbf/iat
+    admin_scope: str = "medvoice:admin"  # in ``scope``/``scp``: may act for any user
+    jwks_cache_s: float = Field(default=300.0, gt=0)  # how long a fetched JWKS is trusted
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> "AuthSettings":
+        if self.mode == "none":
+            return self
+        sources = [
+            name
+            for name, value in (
+                ("MEDVOICE_AUTH__HS256_SECRET", self.hs256_secret),
+                ("MEDVOICE_AUTH__PUBLIC_KEY_FILE", self.public_key_file),
+                ("MEDVOICE_AUTH__JWKS_URL", self.jwks_url),
+            )
+            if value
+        ]
+        if len(sources) != 1:
+            raise ValueError(
+                "MEDVOICE_AUTH__MODE=jwt needs exactly one of MEDVOICE_AUTH__HS256_SECRET, "
+                "MEDVOICE_AUTH__PUBLIC_KEY_FILE or MEDVOICE_AUTH__JWKS_URL"
+                + (f" (got {', '.join(sources)})" if sources else "")
+                + "; MEDVOICE_AUTH__MODE=none turns authentication off (development only)"
+            )
+        secret = self.hs256_secret.get_secret_value().encode() if self.hs256_secret else b""
+        if self.hs256_secret and len(secret) < MIN_HMAC_SECRET_BYTES:
+            raise ValueError(
+                f"MEDVOICE_AUTH__HS256_SECRET must be at least {MIN_HMAC_SECRET_BYTES} bytes"
+            )
+        if self.jwks_url and urlparse(self.jwks_url).scheme not in ("https", "http", "file"):
+            raise ValueError("MEDVOICE_AUTH__JWKS_URL must be an https://, http:// or file:// URL")
+        allowed = HMAC_ALGORITHMS if self.hs256_secret else PUBLIC_KEY_ALGORITHMS
+        wrong = [a for a in self.algorithms if a not in allowed]
+        if wrong:  # mixing families would allow algorithm-confusion attacks
+            raise ValueError(
+                f"MEDVOICE_AUTH__ALGORITHMS: {', '.join(wrong)} not usable with "
+                f"{sources[0]} (allowed: {', '.join(sorted(allowed))})"
+            )
+        return self
+
+    @property
+    def accepted_algorithms(self) -> list[str]:
+        """The algorithms a token may be signed with (never ``none``)."""
+        if self.algorithms:
+            return list(self.algorithms)
+        return ["HS256"] if self.hs256_secret else ["RS256", "ES256"]
 
 
 class ApiOptions(BaseModel):
@@ -13,6 +86,11 @@ class ApiOptions(BaseModel):
     port: int = Field(default=8000, ge=1, le=65535)
     publish_timeout_s: float = Field(default=5.0, gt=0)  # then 500: never a hang
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, gt=0)  # about 3 h of AAC
+    max_body_bytes: int = Field(default=64 * 1024, gt=0)  # other routes take no body
+    max_header_bytes: int = Field(default=16 * 1024, ge=4096)  # request line + headers (h11)
+    limit_concurrency: int = Field(default=1000, ge=1)  # then 503, not an exhausted process
+    keep_alive_s: int = Field(default=5, ge=1)
+    http: Literal["h11", "httptools"] = "h11"  # h11 enforces max_header_bytes; httptools not
     max_audio_s: float = Field(default=3 * 3600, gt=0)  # same bound as the worker's
     presign_expiry_s: int = Field(default=300, ge=30, le=3600)  # short: the URL is a credential
     status_view_start_timeout_s: float = 30.0  # catching up on task.status at start-up
@@ -25,3 +103,4 @@ class ApiSettings(CommonSettings, BaseSettings):
     model_config = ENV_CONFIG
 
     api: ApiOptions = Field(default_factory=ApiOptions)
+    auth: AuthSettings = Field(default_factory=AuthSettings)

@@ -147,7 +147,10 @@ def _merge(plain: Transcript, boosted: Transcript, terms: tuple[str, ...]) -> Tr
     located = [(i, w) for i, seg in enumerate(plain.segments) for w in seg.words]
     boosted_words = [w for seg in boosted.segments for w in seg.words]
     replacements = accepted_replacements(
-        [w.word for _, w in located], [w.word for w in boosted_words], terms
+        [w.word for _, w in located],
+        [w.word for w in boosted_words],
+        terms,
+        plain_confidence=[w.confidence for _, w in located],
     )
     if not replacements:
         return plain

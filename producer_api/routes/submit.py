@@ -1,40 +1,47 @@
 """The seed contract: ``POST /process_audio_v2/{user_id}``."""
 
-import re
 import time
 import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Query, status
 
+from medvoice_common import tracing
 from producer_api import metrics
-from producer_api.deps import IdempotencyDep, PublisherDep, StorageDep, UserIdPath
+from producer_api.deps import ActingUserId, IdempotencyDep, PublisherDep, StorageDep
 from producer_api.idempotency import MAX_KEY_LENGTH
-from producer_api.models import SubmitPublic
+from producer_api.models import AUTH_RESPONSES, FILE_NAME_PATTERN, SubmitPublic
 from producer_api.publisher import DispatchError
 from schemas.events import AudioSubmitted
 from schemas.ids import ID_PATTERN, AudioExtension, audio_object_key
 
 router = APIRouter(tags=["submit"])
-TRACEPARENT_RE = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
 @router.post(
     "/process_audio_v2/{user_id}",
     response_model=SubmitPublic,
     responses={
+        **AUTH_RESPONSES,
         404: {"description": "No such recording (or none uploaded yet)"},
         500: {"description": "The task could not be dispatched to Kafka"},
     },
 )
 async def process_audio_v2(
-    user_id: UserIdPath,
+    user_id: ActingUserId,
     publisher: PublisherDep,
     storage: StorageDep,
     idempotency: IdempotencyDep,
     file_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     file_extension: AudioExtension = AudioExtension.M4A,
-    file_name: Annotated[str | None, Query(max_length=255)] = None,
+    file_name: Annotated[
+        str | None,
+        Query(
+            max_length=255,
+            pattern=FILE_NAME_PATTERN,
+            description="the recording's name on the device (no control characters)",
+        ),
+    ] = None,
     traceparent: Annotated[str | None, Header(include_in_schema=False)] = None,
     idempotency_key: Annotated[
         str | None, Header(max_length=MAX_KEY_LENGTH, pattern=r"^[\x21-\x7e]+$")
@@ -65,9 +72,8 @@ async def process_audio_v2(
         object_key=key,
         file_name=file_name,
     )
-    headers = None
-    if traceparent and TRACEPARENT_RE.match(traceparent):
-        headers = [("traceparent", traceparent.encode())]
+    # Every event carries a valid trace context: the caller's, or a fresh one.
+    headers = [(tracing.TRACEPARENT, tracing.event_traceparent(traceparent).encode())]
     started = time.perf_counter()
     try:
         await publisher.submit(event, headers)

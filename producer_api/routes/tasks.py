@@ -4,20 +4,25 @@ import uuid
 
 from fastapi import APIRouter, HTTPException, Response, status
 
-from producer_api.deps import StatusViewDep, StorageDep
-from producer_api.models import TaskPublic, TranscriptPublic
+from producer_api.deps import CallerDep, StatusViewDep, StorageDep
+from producer_api.models import AUTH_RESPONSES, TaskPublic, TranscriptPublic
 from schemas.events import TaskStatusChanged
 from schemas.ids import transcript_object_key
 from schemas.status import TaskStatus
 from schemas.transcript import TranscriptDocument
 
-router = APIRouter(prefix="/tasks", tags=["tasks"])
+router = APIRouter(
+    prefix="/tasks",
+    tags=["tasks"],
+    responses={401: AUTH_RESPONSES[401], 404: {"description": "No such task of yours"}},
+)
 NOT_FOUND = "No such task."
 
 
-def _lookup(view: StatusViewDep, task_id: uuid.UUID) -> TaskStatusChanged:
+def _lookup(view: StatusViewDep, caller: CallerDep, task_id: uuid.UUID) -> TaskStatusChanged:
     change = view.get(str(task_id))
-    if change is None:
+    # Another user's task is "not found", not "forbidden": its existence is not disclosed.
+    if change is None or not caller.may_act_for(change.user_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND)
     return change
 
@@ -32,9 +37,11 @@ async def _document(storage: StorageDep, change: TaskStatusChanged) -> bytes:
 
 
 @router.get("/{task_id}", response_model=TaskPublic)
-async def get_task(task_id: uuid.UUID, view: StatusViewDep, storage: StorageDep) -> TaskPublic:
+async def get_task(
+    task_id: uuid.UUID, caller: CallerDep, view: StatusViewDep, storage: StorageDep
+) -> TaskPublic:
     """A task's status, with its transcript text when completed."""
-    change = _lookup(view, task_id)
+    change = _lookup(view, caller, task_id)
     transcript = None
     if change.status is TaskStatus.COMPLETED and change.transcript is not None:
         doc = TranscriptDocument.model_validate_json(await _document(storage, change))
@@ -57,7 +64,9 @@ async def get_task(task_id: uuid.UUID, view: StatusViewDep, storage: StorageDep)
     response_class=Response,
     responses={200: {"content": {"application/json": {}}, "description": "TranscriptDocument"}},
 )
-async def get_transcript(task_id: uuid.UUID, view: StatusViewDep, storage: StorageDep) -> Response:
+async def get_transcript(
+    task_id: uuid.UUID, caller: CallerDep, view: StatusViewDep, storage: StorageDep
+) -> Response:
     """The full transcript document: segments, words with times and confidences."""
-    body = await _document(storage, _lookup(view, task_id))
+    body = await _document(storage, _lookup(view, caller, task_id))
     return Response(content=body, media_type="application/json")

@@ -1,16 +1,32 @@
 """Getting recordings in: multipart upload and presigned PUT URLs."""
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, File, HTTPException, Query, UploadFile, status
+from fastapi import APIRouter, HTTPException, Query, status
+from starlette.datastructures import UploadFile
 
-from producer_api.deps import SettingsDep, StorageDep, UserIdPath
-from producer_api.models import PresignPublic, UploadPublic
+from producer_api.deps import ActingUserId, SettingsDep, StorageDep, UploadedFile
+from producer_api.models import AUTH_RESPONSES, PresignPublic, UploadPublic
 from producer_api.sniff import HEAD_BYTES, looks_like, probe_duration_s
 from schemas.ids import AudioExtension
 
-router = APIRouter(prefix="/uploads", tags=["uploads"])
+router = APIRouter(prefix="/uploads", tags=["uploads"], responses={**AUTH_RESPONSES})
+FILE_PART = {"type": "string", "format": "binary", "description": "the recording"}
+MULTIPART_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": FILE_PART},
+                }
+            }
+        },
+    }
+}
 
 
 def _extension_of(upload: UploadFile, given: AudioExtension | None) -> AudioExtension:
@@ -22,18 +38,24 @@ def _extension_of(upload: UploadFile, given: AudioExtension | None) -> AudioExte
         return AudioExtension(suffix)
     except ValueError as exc:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
             "Unsupported or missing file extension; give file_extension "
             f"(one of {', '.join(e.value for e in AudioExtension)}).",
         ) from exc
 
 
-@router.post("/{user_id}", response_model=UploadPublic, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/{user_id}",
+    response_model=UploadPublic,
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=MULTIPART_BODY,
+    responses={413: {"description": "The file or its duration is over the limit"}},
+)
 async def upload_audio(
-    user_id: UserIdPath,
+    user_id: ActingUserId,
+    file: UploadedFile,
     storage: StorageDep,
     settings: SettingsDep,
-    file: Annotated[UploadFile, File(description="the recording")],
     file_extension: Annotated[AudioExtension | None, Query()] = None,
 ) -> UploadPublic:
     """Store a recording in S3 and return its file_id."""
@@ -41,19 +63,19 @@ async def upload_audio(
     limit = settings.api.max_upload_bytes
     if file.size is not None and file.size > limit:
         raise HTTPException(
-            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"The file is over the {limit}-byte limit."
+            status.HTTP_413_CONTENT_TOO_LARGE, f"The file is over the {limit}-byte limit."
         )
     head = await file.read(HEAD_BYTES)
     if not looks_like(extension, head):
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"The file's content is not a {extension.value} recording.",
         )
     await file.seek(0)
     duration = await asyncio.to_thread(probe_duration_s, file.file)
     if duration is not None and duration > settings.api.max_audio_s:
         raise HTTPException(
-            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            status.HTTP_413_CONTENT_TOO_LARGE,
             f"The recording lasts {duration:.0f} s; at most {settings.api.max_audio_s:.0f} s "
             "are accepted.",
         )
@@ -65,7 +87,7 @@ async def upload_audio(
 
 @router.post("/{user_id}/presign", response_model=PresignPublic)
 async def presign_upload(
-    user_id: UserIdPath,
+    user_id: ActingUserId,
     storage: StorageDep,
     settings: SettingsDep,
     file_extension: AudioExtension = AudioExtension.M4A,

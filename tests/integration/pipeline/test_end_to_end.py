@@ -50,7 +50,7 @@ class Stack:
         except BaseException:
             self.worker.terminate()
             raise
-        self.client = httpx.Client(base_url=self.api_url, timeout=30.0)
+        self.client = cfg.client(self.api_url)
 
     def upload(self, data: bytes, extension: str) -> dict[str, Any]:
         resp = self.client.post(
@@ -197,7 +197,7 @@ def test_broker_down_answers_500_within_the_timeout(
     api: ManagedProcess | None = None
     try:
         api, url = start_api(stack_config, MEDVOICE_API__PUBLISH_TIMEOUT_S="3")
-        client = httpx.Client(base_url=url, timeout=30.0)
+        client = stack_config.client(url)
         s3 = stack_config.s3()
         s3.put_object(Bucket=stack_config.bucket, Key=f"audio/{USER}/f1.m4a", Body=b"x")
         assert client.post(f"/process_audio_v2/{USER}", params={"file_id": "f1"}).status_code == 200

@@ -1,0 +1,112 @@
+"""The whisper backend with the medical vocabulary, on dictations synthesised with espeak-ng.
+
+The same dictation set and scoring as ``bench/vocabulary.py`` (``tests/fixtures/dictations.py``);
+its report, ``bench/results/vocabulary.md``, has the figures and the naive strategies.
+"""
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from processors.asr.base import AsrOptions, Transcript
+from processors.asr.whisper import WhisperBackend
+from processors.vocabulary import Vocabulary, default_vocabulary_path, load_vocabulary
+from tests.fixtures.dictations import DICTATIONS, score, synthesise
+
+pytestmark = pytest.mark.integration
+
+CPU_THREADS = 2  # the test machine's cores; tiny.en takes ~1 s a clip per pass with beam 5
+
+MISHEARD = DICTATIONS[[d.key for d in DICTATIONS].index("furosemide")]
+MISHEARD_TERM = "furosemide"
+PLAIN_OUTPUT = "Give your most mind 40 milligrams for the pulmonary edema."
+"""What tiny.en (int8, beam 5) wrote for MISHEARD without the vocabulary."""
+GUARDED_OUTPUT = "Give furosemide 40 milligrams for the pulmonary edema."
+"""What it wrote with the packaged vocabulary (the guarded strategy)."""
+
+
+@pytest.fixture(scope="module")
+def backend() -> WhisperBackend:
+    return WhisperBackend(cpu_threads=CPU_THREADS)
+
+
+@pytest.fixture(scope="module")
+def vocabulary() -> Vocabulary:
+    return load_vocabulary(default_vocabulary_path())
+
+
+@pytest.fixture(scope="module")
+def audio(tmp_path_factory: pytest.TempPathFactory) -> dict[str, npt.NDArray[np.float32]]:
+    directory = tmp_path_factory.mktemp("dictations")
+    return {d.key: synthesise(d, directory) for d in DICTATIONS}
+
+
+def _text(transcript: Transcript) -> str:
+    return " ".join(seg.text for seg in transcript.segments)
+
+
+def _words(text: str) -> list[str]:
+    return [w.strip(".,").casefold() for w in text.split()]
+
+
+def test_vocabulary_fixes_a_misheard_drug_and_nothing_else(
+    backend: WhisperBackend, vocabulary: Vocabulary, audio: dict[str, npt.NDArray[np.float32]]
+) -> None:
+    pcm = audio[MISHEARD.key]
+    plain = _text(backend.transcribe(pcm, AsrOptions()))
+    guarded = backend.transcribe(pcm, AsrOptions(vocabulary=vocabulary.terms))
+
+    assert MISHEARD_TERM not in plain.casefold(), plain
+    assert MISHEARD_TERM in _text(guarded).casefold(), _text(guarded)
+    # the recorded outputs: tiny.en int8 is deterministic for a given CTranslate2 build and CPU
+    assert _words(plain) == _words(PLAIN_OUTPUT)
+    assert _words(_text(guarded)) == _words(GUARDED_OUTPUT)
+    # only the misheard words changed, and the new word has its time and probability
+    said = [w for w in _words(_text(guarded)) if w != MISHEARD_TERM]
+    assert all(w in _words(plain) for w in said)
+    term = next(w for seg in guarded.segments for w in seg.words if MISHEARD_TERM in w.word.lower())
+    assert 0.0 <= term.start_s < term.end_s <= len(pcm) / 16_000 + 0.5
+    assert 0.0 < term.confidence <= 1.0
+
+
+def test_guarded_vocabulary_raises_recall_without_false_insertions(
+    backend: WhisperBackend, vocabulary: Vocabulary, audio: dict[str, npt.NDArray[np.float32]]
+) -> None:
+    with_vocabulary = AsrOptions(vocabulary=vocabulary.terms)
+    plain_recall = guarded_recall = 0
+    insertions: dict[str, tuple[str, ...]] = {}
+    for d in DICTATIONS:
+        plain = score(d, _text(backend.recognise(audio[d.key], AsrOptions())), vocabulary.terms)
+        guarded = score(
+            d, _text(backend.transcribe(audio[d.key], with_vocabulary)), vocabulary.terms
+        )
+        plain_recall += len(plain.recalled)
+        guarded_recall += len(guarded.recalled)
+        if guarded.inserted:
+            insertions[d.key] = guarded.inserted
+
+    said = sum(len(d.terms) for d in DICTATIONS)
+    assert len(DICTATIONS) >= 10
+    assert any(not d.terms for d in DICTATIONS), "dictations with no term catch insertions"
+    assert insertions == {}, f"vocabulary terms written that were not said: {insertions}"
+    assert guarded_recall >= plain_recall, f"recall {guarded_recall}/{said} < {plain_recall}"
+    assert guarded_recall > plain_recall, "the vocabulary should recover misheard terms"
+
+
+def test_empty_vocabulary_is_one_plain_pass(
+    backend: WhisperBackend,
+    audio: dict[str, npt.NDArray[np.float32]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[object] = []
+    recognise = backend.recognise
+
+    def counting(
+        pcm: npt.NDArray[np.float32], options: AsrOptions, **kwargs: str | None
+    ) -> Transcript:
+        calls.append(kwargs)
+        return recognise(pcm, options, **kwargs)
+
+    monkeypatch.setattr(backend, "recognise", counting)
+    backend.transcribe(audio["tablet"], AsrOptions())
+    assert calls == [{}]
