@@ -21,7 +21,9 @@ LONG = (
 MAX_AUDIO_S = 3.5  # the worker's limit in this test: SHORT fits, LONG does not
 
 
-async def test_poison_and_bad_audio_among_good_tasks(stack_config: StackConfig, tmp_path: Path) -> None:
+async def test_poison_and_bad_audio_among_good_tasks(
+    stack_config: StackConfig, tmp_path: Path
+) -> None:
     cfg = stack_config
     worker, web = start_worker(cfg, MEDVOICE_WORKER__MAX_AUDIO_S=str(MAX_AUDIO_S))
     try:
@@ -33,7 +35,10 @@ async def test_poison_and_bad_audio_among_good_tasks(stack_config: StackConfig, 
 
         expected = {}
         records: list[tuple[bytes | None, bytes]] = []
-        poison = [b"\xff\xfe not json at all", json.dumps({"event_type": "AudioSubmitted"}).encode()]
+        poison = [
+            b"\xff\xfe not json at all",
+            json.dumps({"event_type": "AudioSubmitted"}).encode(),
+        ]
         plan = ["good", poison[0], "corrupt", "good", "empty", poison[1], "long", "missing", "good"]
         for item in plan:
             if isinstance(item, bytes):

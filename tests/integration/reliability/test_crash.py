@@ -42,7 +42,11 @@ async def test_sigkill_one_of_two_workers_loses_nothing(
             done_at_kill = status.done(ids)
             await status.wait(lambda: status.done(ids) == TASKS, 400, "all tasks final")
             takeover_s = time.monotonic() - killed_at
-            await ready.wait(lambda: len({json.loads(r.value)["task_id"] for r in ready.records}) >= TASKS, 60, "all TranscriptReady")
+            await ready.wait(
+                lambda: len({json.loads(r.value)["task_id"] for r in ready.records}) >= TASKS,
+                60,
+                "all TranscriptReady",
+            )
 
         assert done_at_kill < TASKS, "the kill must happen mid-run"
         for task_id in ids:
@@ -58,8 +62,10 @@ async def test_sigkill_one_of_two_workers_loses_nothing(
         for (text,) in texts.values():
             assert jiwer.wer(normalise(SENTENCE), normalise(text)) <= MAX_WER, text
         duplicates = sum(len(status.finals(t)) - 1 for t in ids)
-        print(f"submitted={TASKS} completed={TASKS} lost=0 duplicate_finals={duplicates} "  # noqa: T201
-              f"done_at_kill={done_at_kill} takeover_s={takeover_s:.1f}")
+        print(
+            f"submitted={TASKS} completed={TASKS} lost=0 duplicate_finals={duplicates} "  # noqa: T201
+            f"done_at_kill={done_at_kill} takeover_s={takeover_s:.1f}"
+        )
         assert survivor.alive()
     finally:
         victim.kill()

@@ -102,8 +102,10 @@ async def test_broker_restart_mid_run(stack_config: StackConfig, tmp_path: Path)
         for task_id in before + after:
             body = wait_for_status(client, task_id, is_final, timeout_s=180)
             assert body["status"] == "completed", body
-        print(f"broker restart: submitted={len(before) + len(after)} lost=0 "  # noqa: T201
-              f"api_recovered_s={recovered_s:.1f}")
+        print(
+            f"broker restart: submitted={len(before) + len(after)} lost=0 "  # noqa: T201
+            f"api_recovered_s={recovered_s:.1f}"
+        )
     finally:
         client.close()
         api.terminate()
