@@ -10,6 +10,7 @@ import random
 import time
 import weakref
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +27,7 @@ from processors.records import (
     ERROR_CODE,
     ERROR_MESSAGE,
     NOT_BEFORE_MS,
+    REPLAY,
     TRACEPARENT,
     Origin,
     header_dict,
@@ -46,6 +48,8 @@ from schemas.topics import Topics
 from schemas.transcript import TranscriptDocument
 
 log = logging.getLogger(__name__)
+# The replay generation of the event a handler works on (each handler is its own task).
+_replay: ContextVar[int] = ContextVar("medvoice_replay", default=0)
 MISSING_OBJECT_ATTEMPTS = 3  # a missing recording is looked for again twice, then it fails
 
 
@@ -122,6 +126,8 @@ class TaskProcessor:
     async def _handle(self, event: EventT[bytes]) -> None:
         headers = header_dict(event.message.headers)
         attempt = header_int(headers, ATTEMPT, 0)
+        replay = header_int(headers, REPLAY, 0)
+        _replay.set(replay)
         sub = _parse(event.value)
         if sub is None:
             metrics.POISON.inc()
@@ -133,7 +139,11 @@ class TaskProcessor:
             return
         key = str(sub.task_id)
         record = self.table.get(key)
-        if record is not None and TaskStatus(record["status"]).is_final:
+        if (
+            record is not None
+            and TaskStatus(record["status"]).is_final
+            and record.get("replay", 0) >= replay
+        ):
             metrics.TASKS_DUPLICATE.inc()
             log.info("duplicate delivery of a final task skipped", extra={"task_id": key})
             return
@@ -212,8 +222,9 @@ class TaskProcessor:
                 NOT_BEFORE_MS: str(int((time.time() + delay) * 1000)).encode(),
                 ERROR_CODE: str(err.code).encode(),
             }
-            if TRACEPARENT in headers:
-                retry_headers[TRACEPARENT] = headers[TRACEPARENT]
+            for carried in (TRACEPARENT, REPLAY):
+                if carried in headers:
+                    retry_headers[carried] = headers[carried]
             await self._send("retry", self._key(event, sub), event.value, retry_headers)
             metrics.RETRIES.labels(err.code).inc()
             log.info(
@@ -249,6 +260,8 @@ class TaskProcessor:
         }
         if cause:
             dlq_headers["medvoice.error.cause"] = cause.encode()
+        if REPLAY in headers:
+            dlq_headers[REPLAY] = headers[REPLAY]
         await self._send("dlq", self._key(event, None), event.value, dlq_headers)
         metrics.DLQ_RECORDS.labels(err.code).inc()
         log.warning("record dead-lettered", extra={"code": str(err.code), "attempt": attempt})
@@ -269,11 +282,16 @@ class TaskProcessor:
             status=status,
             submitted_at=sub.submitted_at,
             attempt=attempt,
+            replay=_replay.get(),
             error=error,
             transcript=transcript,
         )
         await self._send("status", str(sub.task_id), change.to_bytes())
-        self.table[str(sub.task_id)] = {"status": status.value, "attempt": attempt}
+        self.table[str(sub.task_id)] = {
+            "status": status.value,
+            "attempt": attempt,
+            "replay": change.replay,
+        }
 
     async def _send(
         self, name: str, key: str, value: bytes, headers: dict[str, bytes] | None = None

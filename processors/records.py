@@ -10,6 +10,7 @@ ERROR_MESSAGE = "medvoice.error.message"
 ORIGIN_TOPIC = "medvoice.origin.topic"
 ORIGIN_PARTITION = "medvoice.origin.partition"
 ORIGIN_OFFSET = "medvoice.origin.offset"
+REPLAY = "medvoice.replay"  # how many times an operator replayed the task from the DLQ
 TRACEPARENT = "traceparent"
 
 Headers = Sequence[tuple[str, bytes]] | Mapping[str, bytes] | None

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.routing import Match
 
 from medvoice_common import s3
 from medvoice_common.startup import wait_for_kafka, wait_for_s3
@@ -51,11 +50,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def _route_of(request: Request) -> str:
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is Match.FULL:
-            return str(getattr(route, "path", "other"))
-    return "unmatched"
+    """The matched route's template (the router records it in the scope), never the raw path.
+
+    Call it after the app handled the request; ``unmatched`` when no route matched (404).
+    """
+    path = getattr(request.scope.get("route"), "path", None)
+    return str(path) if path else "unmatched"
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
@@ -83,12 +83,12 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         started = time.perf_counter()
-        route = _route_of(request)
         try:
             response = await call_next(request)
         except Exception:
-            log.exception("unhandled error", extra={"route": route})
+            log.exception("unhandled error", extra={"route": _route_of(request)})
             response = JSONResponse({"detail": "Internal error."}, status_code=500)
+        route = _route_of(request)
         metrics.HTTP_SECONDS.labels(route, request.method).observe(time.perf_counter() - started)
         metrics.HTTP_REQUESTS.labels(
             route, request.method, f"{response.status_code // 100}xx"

@@ -1,6 +1,7 @@
 """Response bodies of the HTTP API."""
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel
@@ -19,6 +20,12 @@ AUTH_RESPONSES: dict[int | str, dict[str, str]] = {
     401: {"description": "No bearer token, or one that is not valid"},
     403: {"description": "The token's subject may not act for this user"},
 }
+
+
+class ErrorPublic(BaseModel):
+    """An error: a message, or a list of validation errors (type, loc, msg, short input)."""
+
+    detail: str | list[dict[str, Any]]
 
 
 class SubmitPublic(BaseModel):

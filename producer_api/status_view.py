@@ -23,6 +23,8 @@ def newer(current: TaskStatusChanged | None, change: TaskStatusChanged) -> bool:
     """Whether ``change`` should replace ``current``: a task never moves backwards."""
     if current is None:
         return True
+    if change.replay != current.replay:
+        return change.replay > current.replay  # an operator's replay starts the task afresh
     if change.status.rank != current.status.rank:
         return change.status.rank > current.status.rank
     if current.status.is_final:

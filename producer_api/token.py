@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from producer_api.settings import AuthSettings
 from schemas.ids import ID_PATTERN
@@ -63,9 +65,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("--sub must be a user id (letters, digits, - and _; 64 at most)\n")
         return 2
     headers = {"kid": args.kid} if args.kid else None
+    key: Any
     if args.private_key is not None:
-        key: str = args.private_key.read_text(encoding="utf-8")
-        alg = args.alg or ("ES256" if "EC PRIVATE" in key else "RS256")
+        key = serialization.load_pem_private_key(args.private_key.read_bytes(), password=None)
+        alg = args.alg or ("ES256" if isinstance(key, ec.EllipticCurvePrivateKey) else "RS256")
     else:
         secret = (
             args.secret_file.read_text(encoding="utf-8").strip()

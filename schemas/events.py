@@ -92,5 +92,8 @@ class TaskStatusChanged(EventBase):
     status: TaskStatus
     submitted_at: AwareDatetime
     attempt: int = 0
+    replay: int = Field(
+        default=0, description="times replayed from the dead letters by an operator"
+    )
     error: ErrorInfo | None = None
     transcript: TranscriptSummary | None = None

@@ -17,7 +17,11 @@ async def healthz() -> HealthPublic:
     return HealthPublic(status="ok")
 
 
-@router.get("/readyz", response_model=HealthPublic)
+@router.get(
+    "/readyz",
+    response_model=HealthPublic,
+    responses={503: {"model": HealthPublic, "description": "A dependency is not ready"}},
+)
 async def readyz(
     response: Response, publisher: PublisherDep, storage: StorageDep, view: StatusViewDep
 ) -> HealthPublic:

@@ -7,7 +7,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from starlette.datastructures import UploadFile
 
 from producer_api.deps import ActingUserId, SettingsDep, StorageDep, UploadedFile
-from producer_api.models import AUTH_RESPONSES, PresignPublic, UploadPublic
+from producer_api.models import AUTH_RESPONSES, ErrorPublic, PresignPublic, UploadPublic
 from producer_api.sniff import HEAD_BYTES, looks_like, probe_duration_s
 from schemas.ids import AudioExtension
 
@@ -49,7 +49,11 @@ def _extension_of(upload: UploadFile, given: AudioExtension | None) -> AudioExte
     response_model=UploadPublic,
     status_code=status.HTTP_201_CREATED,
     openapi_extra=MULTIPART_BODY,
-    responses={413: {"description": "The file or its duration is over the limit"}},
+    responses={
+        400: {"model": ErrorPublic, "description": "Not a readable multipart body"},
+        413: {"model": ErrorPublic, "description": "The file or its duration is over the limit"},
+        422: {"model": ErrorPublic, "description": "No file, or not audio of a known format"},
+    },
 )
 async def upload_audio(
     user_id: ActingUserId,

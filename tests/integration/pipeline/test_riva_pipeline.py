@@ -1,8 +1,11 @@
 """The pipeline with ``MEDVOICE_ASR_BACKEND=riva`` against the Riva-protocol test server."""
 
+import itertools
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -93,7 +96,7 @@ async def test_long_dictation_is_chunked_and_stitched(riva_stack: RivaStack) -> 
     assert len(chunks) >= 3 and doc["chunking"]["max_chunk_s"] == CHUNK_S
     assert chunks[0][0] == 0 and abs(chunks[-1][1] - doc["duration_s"]) < 0.01
     assert all(end - start <= CHUNK_S + 1e-6 for start, end in chunks)
-    assert all(a[1] == b[0] for a, b in zip(chunks, chunks[1:], strict=False))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(chunks))
 
     words = [w for seg in doc["segments"] for w in seg["words"]]
     starts = [w["start_s"] for w in words]
@@ -134,3 +137,42 @@ async def test_invalid_argument_fails_at_once_as_asr_rejected(riva_stack: RivaSt
     assert finals[0]["error"]["code"] == "asr_rejected"
     assert finals[0]["attempt"] == 0, "a permanent error is not retried"
     assert "bad request" not in finals[0]["error"]["message"]
+
+
+async def test_exhausted_retries_dead_letter_then_replay_completes(riva_stack: RivaStack) -> None:
+    cfg = riva_stack.cfg
+    riva_stack.server.fail_next(5, grpc.StatusCode.UNAVAILABLE)  # as many as the attempts
+    task_id, status = await run_task(riva_stack, "short", "mp3")
+    finals = status.finals(task_id)
+    assert [f["status"] for f in finals] == ["failed"]
+    assert finals[0]["error"]["code"] == "retries_exhausted"
+    async with StatusFollower(cfg, "audio.submitted.dlq") as dlq:
+        await dlq.wait(
+            lambda: any(json.loads(r.value)["task_id"] == task_id for r in dlq.records),
+            30,
+            "the task's dead letter",
+        )
+    record = next(r for r in dlq.records if json.loads(r.value)["task_id"] == task_id)
+    headers = dict(record.headers)
+    assert headers["medvoice.error.code"] == b"retries_exhausted"
+    assert headers["medvoice.error.cause"] == b"asr_unavailable"
+    assert headers["medvoice.attempt"] == b"5"
+    assert headers["medvoice.origin.topic"] == cfg.topic("audio.submitted").encode()
+
+    replay = subprocess.run(
+        [sys.executable, "-m", "processors.replay", "--code", "retries_exhausted"],
+        env={**os.environ, **cfg.env()},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "replayed 1 dead-lettered task" in replay.stdout, replay.stdout + replay.stderr
+    async with StatusFollower(cfg) as status_after:
+        await status_after.wait(
+            lambda: any(f["status"] == "completed" for f in status_after.finals(task_id)),
+            120,
+            "the replayed task completed",
+        )
+    completed = next(f for f in status_after.finals(task_id) if f["status"] == "completed")
+    assert completed["replay"] == 1

@@ -63,7 +63,7 @@ async def test_sigkill_one_of_two_workers_loses_nothing(
             assert jiwer.wer(normalise(SENTENCE), normalise(text)) <= MAX_WER, text
         duplicates = sum(len(status.finals(t)) - 1 for t in ids)
         print(
-            f"submitted={TASKS} completed={TASKS} lost=0 duplicate_finals={duplicates} "  # noqa: T201
+            f"submitted={TASKS} completed={TASKS} lost=0 duplicate_finals={duplicates} "
             f"done_at_kill={done_at_kill} takeover_s={takeover_s:.1f}"
         )
         assert survivor.alive()

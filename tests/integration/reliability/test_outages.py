@@ -103,7 +103,7 @@ async def test_broker_restart_mid_run(stack_config: StackConfig, tmp_path: Path)
             body = wait_for_status(client, task_id, is_final, timeout_s=180)
             assert body["status"] == "completed", body
         print(
-            f"broker restart: submitted={len(before) + len(after)} lost=0 "  # noqa: T201
+            f"broker restart: submitted={len(before) + len(after)} lost=0 "
             f"api_recovered_s={recovered_s:.1f}"
         )
     finally:
@@ -139,4 +139,4 @@ async def test_sigterm_during_transcription_loses_nothing(
         finally:
             successor.terminate()
     assert {f["status"] for f in status.finals(task_id)} == {"completed"}
-    print(f"sigterm: stopped in {stopped_s:.1f} s, task completed, lost=0")  # noqa: T201
+    print(f"sigterm: stopped in {stopped_s:.1f} s, task completed, lost=0")

@@ -1,0 +1,1 @@
+"""Benchmarks of the MedVoice pipeline (``make bench``: ``python -m bench.run``)."""

@@ -1,0 +1,273 @@
+"""Pipeline overhead: clips through Kafka -> worker -> completed vs the same backend called
+directly in one process; worker memory; a py-spy profile of the worker under load."""
+
+import asyncio
+import json
+import shutil
+import subprocess
+import time
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bench.clips import Clip
+from bench.common import Services, cpu_seconds, median, percentile, proc_status, spread
+from processors.asr.base import AsrOptions
+from processors.asr.whisper import WhisperBackend
+from processors.audio import decode
+from processors.chunking import transcribe_chunked
+from schemas.events import AudioSubmitted
+from tests.fixtures.driver import StatusFollower, put_audio, submitted
+from tests.fixtures.stack import StackConfig, start_worker
+
+USER = "bench-user"
+CHUNK_S = 60.0  # the worker's default MEDVOICE_CHUNK_S
+TASK_TIMEOUT_S = 600.0
+
+
+def whisper_settings(cfg: StackConfig) -> dict[str, int]:
+    """Beam and threads the worker of ``cfg`` uses (so the direct run matches it)."""
+    env = cfg.env()
+    return {
+        "beam_size": int(env["MEDVOICE_WHISPER_BEAM_SIZE"]),
+        "cpu_threads": int(env["MEDVOICE_WHISPER_CPU_THREADS"]),
+    }
+
+
+def direct(clips: list[Clip], backend: WhisperBackend) -> dict[str, Any]:
+    """Decode and transcribe each clip in this process, one after another."""
+    per_clip = []
+    started = time.perf_counter()
+    for clip in clips:
+        t0 = time.perf_counter()
+        pcm = decode(clip.data, max_duration_s=4 * 3600)
+        t1 = time.perf_counter()
+        transcribe_chunked(backend, pcm.samples, AsrOptions(), CHUNK_S)
+        t2 = time.perf_counter()
+        per_clip.append({"clip": clip.name, "decode_s": t1 - t0, "asr_s": t2 - t1})
+    wall = time.perf_counter() - started
+    audio = sum(c.duration_s for c in clips)
+    return {"wall_s": wall, "audio_s": audio, "audio_per_wall": audio / wall, "clips": per_clip}
+
+
+def upload(cfg: StackConfig, clips: list[Clip]) -> None:
+    """Store the clips where the API would."""
+    for clip in clips:
+        put_audio(cfg, USER, clip.name, clip.extension, clip.data)
+
+
+def events_for(clips: list[Clip]) -> list[AudioSubmitted]:
+    """Fresh AudioSubmitted events for ``clips``."""
+    return [submitted(USER, c.name, c.extension) for c in clips]
+
+
+async def submit_and_wait(
+    cfg: StackConfig,
+    events: list[AudioSubmitted],
+    *,
+    partitions: int | None = None,
+    sequential: bool = False,
+) -> dict[str, Any]:
+    """Publish ``events`` (round-robin over ``partitions`` when given) and wait for all.
+
+    Returns the wall time from the first publish to the last ``completed`` status (both on
+    this machine's clock) and per task: its end-to-end time (completed ``occurred_at``
+    minus ``submitted_at``).
+    """
+    from aiokafka import AIOKafkaProducer
+
+    ids = [str(e.task_id) for e in events]
+    producer = AIOKafkaProducer(bootstrap_servers=cfg.bootstrap, acks="all", linger_ms=0)
+    await producer.start()
+    async with StatusFollower(cfg) as follower:
+        try:
+            t0 = time.time()
+            pending = []
+            for i, ev in enumerate(events):
+                ev = ev.model_copy(update={"submitted_at": datetime.now(ev.submitted_at.tzinfo)})
+                events[i] = ev
+                part = i % partitions if partitions else None
+                fut = await producer.send(
+                    cfg.topic("audio.submitted"), ev.to_bytes(), key=str(ev.task_id).encode(), partition=part
+                )
+                if sequential:
+                    await fut
+                    await follower.wait(
+                        lambda t=ids[i]: bool(follower.finals(t)), TASK_TIMEOUT_S, f"task {i}"
+                    )
+                else:
+                    pending.append(fut)
+            await asyncio.gather(*pending)
+            await follower.wait(
+                lambda: follower.done(ids) == len(ids), TASK_TIMEOUT_S, "all tasks final"
+            )
+        finally:
+            await producer.stop()
+    tasks = {}
+    last = 0.0
+    failed = 0
+    for ev in events:
+        final = follower.finals(str(ev.task_id))[0]
+        if final["status"] != "completed":
+            failed += 1
+        done_at = datetime.fromisoformat(final["occurred_at"]).timestamp()
+        last = max(last, done_at)
+        tasks[str(ev.task_id)] = {"e2e_s": done_at - ev.submitted_at.timestamp()}
+    return {"wall_s": last - t0, "tasks": tasks, "failed": failed}
+
+
+def worker_stages(log_path: Path) -> dict[str, dict[str, float]]:
+    """Per task id, the stage timings the worker logged with "transcribed"."""
+    out = {}
+    for line in log_path.read_text(errors="replace").splitlines():
+        if '"transcribed"' not in line:
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if rec.get("msg") == "transcribed":
+            out[rec["task_id"]] = rec["stages"]
+    return out
+
+
+def summarise_profile(raw_path: Path) -> dict[str, Any]:
+    """Shares of py-spy's samples by where the worker spends them, and the top frames."""
+    buckets: Counter[str] = Counter()
+    leaves: Counter[str] = Counter()
+    total = 0
+    rules = (
+        ("ASR (CTranslate2 / faster-whisper)", ("faster_whisper", "ctranslate2")),
+        ("audio decode (PyAV)", ("processors/audio.py",)),
+        ("S3 (boto3/botocore)", ("botocore", "boto3", "urllib3")),
+        ("Kafka client (aiokafka)", ("aiokafka",)),
+        ("Faust / mode (streams, tables, commits)", ("faust/", "mode/")),
+        ("JSON / pydantic (events, documents)", ("pydantic", "json/")),
+        ("asyncio event loop / selectors", ("asyncio", "selectors", "uvloop")),
+        ("thread pool idle handoff", ("concurrent/futures", "threading.py")),
+    )
+    for line in raw_path.read_text(errors="replace").splitlines():
+        stack, _, count_s = line.rpartition(" ")
+        if not count_s.isdigit():
+            continue
+        count = int(count_s)
+        total += count
+        frames = stack.split(";")
+        for name, needles in rules:
+            if any(n in f for f in frames for n in needles):
+                buckets[name] += count
+                break
+        else:
+            buckets["other"] += count
+        leaves[frames[-1]] += count
+    return {
+        "samples": total,
+        "shares": {k: v / total for k, v in buckets.most_common()} if total else {},
+        "top_leaf_frames": [(f, c / total) for f, c in leaves.most_common(12)] if total else [],
+    }
+
+
+def run(
+    services: Services,
+    raw: Path,
+    clips: list[Clip],
+    latency_clips: list[Clip],
+    reps: int,
+    profile: bool,
+) -> dict[str, Any]:
+    """Measure the pipeline section; returns its data."""
+    cfg = services.stack(partitions=2)
+    upload(cfg, clips + latency_clips)
+    ws = whisper_settings(cfg)
+    worker, _ = start_worker(cfg)
+    services.started.append(worker)
+    worker_idle = proc_status(worker.pid)
+    backend = WhisperBackend(**ws)
+    # Warm both sides up on the shortest clip (first-call allocations, model pages).
+    transcribe_chunked(backend, decode(clips[0].data).samples, AsrOptions(), CHUNK_S)
+    asyncio.run(submit_and_wait(cfg, events_for(clips[:1])))
+    direct_runs, pipe_runs = [], []
+    for rep in range(reps):  # interleaved, so drifting machine load hits both sides alike
+        d = direct(clips, backend)
+        direct_runs.append(d)
+        cpu0 = cpu_seconds(worker.pid)
+        p = asyncio.run(submit_and_wait(cfg, events_for(clips)))
+        p["worker_cpu_s"] = cpu_seconds(worker.pid) - cpu0
+        p["audio_s"] = d["audio_s"]
+        p["audio_per_wall"] = d["audio_s"] / p["wall_s"]
+        pipe_runs.append(p)
+        print(
+            f"  pipeline rep {rep + 1}/{reps}: direct {d['wall_s']:.1f} s, "
+            f"pipeline {p['wall_s']:.1f} s for {d['audio_s']:.0f} s of audio",
+            flush=True,
+        )
+    worker_load = proc_status(worker.pid)
+    # Per-task overhead: one task at a time, end-to-end minus the worker's own ASR time.
+    seq = asyncio.run(submit_and_wait(cfg, events_for(latency_clips), sequential=True))
+    stages = worker_stages(worker.log_path)
+    overheads, stage_samples = [], {"download": [], "decode": [], "asr": [], "upload": []}
+    for task_id, t in seq["tasks"].items():
+        st = stages.get(task_id)
+        if st is None:
+            continue
+        overheads.append(t["e2e_s"] - st["asr"])
+        for k in stage_samples:
+            stage_samples[k].append(st.get(k, 0.0))
+    print(
+        f"  overhead p50 {median(overheads) * 1000:.0f} ms p99 "
+        f"{percentile(overheads, 99) * 1000:.0f} ms over {len(overheads)} tasks",
+        flush=True,
+    )
+    prof: dict[str, Any] = {}
+    if profile and shutil.which("py-spy"):
+        prof_raw = raw / "worker-profile.txt"
+        spy = subprocess.Popen(
+            ["py-spy", "record", "-p", str(worker.pid), "-r", "50", "-f", "raw", "-o", str(prof_raw),
+             "--nonblocking", "--threads"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        time.sleep(1.0)  # py-spy attaches
+        asyncio.run(submit_and_wait(cfg, events_for(clips[: max(2, len(clips) - 1)])))
+        spy.send_signal(2)  # SIGINT: py-spy writes its output and exits
+        try:
+            _, err = spy.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+            err = b""
+        if prof_raw.exists():
+            prof = summarise_profile(prof_raw)
+        else:
+            prof = {"error": err.decode(errors="replace")[-500:]}
+    worker.terminate()
+    services.started.remove(worker)
+    direct_asr = {c["clip"]: c["asr_s"] for d in direct_runs for c in d["clips"]}
+    return {
+        "clips": [{"name": c.name, "duration_s": c.duration_s} for c in clips],
+        "audio_s": sum(c.duration_s for c in clips),
+        "whisper": {**ws, "chunk_s": CHUNK_S, "model": backend.model},
+        "direct": {
+            "wall_s": spread([d["wall_s"] for d in direct_runs]),
+            "audio_per_wall": spread([d["audio_per_wall"] for d in direct_runs]),
+            "runs": direct_runs,
+        },
+        "pipeline": {
+            "wall_s": spread([p["wall_s"] for p in pipe_runs]),
+            "audio_per_wall": spread([p["audio_per_wall"] for p in pipe_runs]),
+            "worker_cpu_s": spread([p["worker_cpu_s"] for p in pipe_runs]),
+            "failed": sum(p["failed"] for p in pipe_runs),
+            "runs": [{k: v for k, v in p.items() if k != "tasks"} for p in pipe_runs],
+        },
+        "overhead": {
+            "tasks": len(overheads),
+            "p50_ms": median(overheads) * 1000,
+            "p99_ms": percentile(overheads, 99) * 1000,
+            "max_ms": max(overheads, default=0.0) * 1000,
+            "stage_p50_ms": {k: median(v) * 1000 for k, v in stage_samples.items()},
+            "latency_clips": sorted({c.name for c in latency_clips}),
+            "direct_asr_s": direct_asr,
+        },
+        "worker_memory": {"idle": worker_idle, "after_load": worker_load},
+        "profile": prof,
+    }

@@ -1,0 +1,92 @@
+"""The two reference endpoints of the submission benchmark, served like the real API.
+
+* ``bare``: FastAPI answering the seed contract's JSON with a fresh task id; no auth, no
+  S3 check, no publishing: the ceiling of FastAPI + uvicorn on this machine.
+* ``celery``: a minimal replica of the seed's architecture: the same route dispatching a
+  Celery task to Redis with ``.delay()`` from an ``async def`` route (as the seed did: the
+  blocking Redis round trip runs on the event loop).
+
+Both are run with the same uvicorn settings as ``python -m producer_api`` (the API's
+defaults): ``python -m bench.refapps bare --port N`` or ``celery --port N --redis URL``.
+"""
+
+import argparse
+import uuid
+
+import uvicorn
+from fastapi import FastAPI
+
+from producer_api.settings import ApiOptions
+
+MESSAGE = "Audio processing started in the background"
+
+
+def bare_app() -> FastAPI:
+    """The same JSON as the real route, without publishing."""
+    app = FastAPI()
+
+    @app.post("/process_audio_v2/{user_id}")
+    async def process_audio_v2(
+        user_id: str,
+        file_id: str | None = None,
+        file_extension: str = "m4a",
+        file_name: str | None = None,
+    ) -> dict[str, str]:
+        return {"message": MESSAGE, "task_id": str(uuid.uuid4())}
+
+    return app
+
+
+def celery_app(redis_url: str) -> FastAPI:
+    """The seed's shape: FastAPI + ``process_audio.delay(...)`` on a Redis broker."""
+    from celery import Celery
+
+    celery = Celery("medvoice_seed", broker=redis_url)
+
+    @celery.task(name="process_audio")
+    def process_audio(
+        user_id: str, file_id: str | None, file_extension: str, file_name: str | None
+    ) -> None:  # executed by a Celery worker, which this benchmark does not run
+        return None
+
+    app = FastAPI()
+
+    @app.post("/process_audio_v2/{user_id}")
+    async def process_audio_v2(
+        user_id: str,
+        file_id: str | None = None,
+        file_extension: str = "m4a",
+        file_name: str | None = None,
+    ) -> dict[str, str]:
+        task = process_audio.delay(user_id, file_id, file_extension, file_name)
+        return {"message": MESSAGE, "task_id": task.id}
+
+    return app
+
+
+def main() -> None:
+    """Serve one reference app with the API's uvicorn settings."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("kind", choices=("bare", "celery"))
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    args = parser.parse_args()
+    app = bare_app() if args.kind == "bare" else celery_app(args.redis)
+    opts = ApiOptions()  # the API's defaults: the same server settings
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=int(opts.shutdown_grace_s),
+        http=opts.http,
+        h11_max_incomplete_event_size=opts.max_header_bytes,
+        limit_concurrency=opts.limit_concurrency,
+        timeout_keep_alive=opts.keep_alive_s,
+        server_header=False,
+    )
+
+
+if __name__ == "__main__":
+    main()
