@@ -21,7 +21,8 @@ from tests.fixtures.stack import start_api
 LUA = Path(__file__).parent / "submit.lua"
 USER = "bench-user"
 FILE_ID = "bench-file"
-TARGETS = ("medvoice", "bare", "celery")
+TARGETS = ("medvoice", "medvoice_s3stub", "bare", "celery")
+OURS = ("medvoice", "medvoice_s3stub")
 READBACK_IDLE_S = 15.0  # stop reading the topic once nothing new came for this long
 
 
@@ -92,6 +93,34 @@ async def _read_submitted(bootstrap: str, topic: str, expected: set[str]) -> tup
     return seen, count
 
 
+def _profile_api(pid: int, url: str, path: str, token: str, raw: Path) -> dict[str, Any]:
+    """py-spy on the API during a 32-connection wrk run (not one of the measured runs)."""
+    import shutil
+    import signal
+
+    from bench.pipeline import summarise_profile
+
+    if not shutil.which("py-spy"):
+        return {"error": "py-spy not installed"}
+    out = raw / "api-profile.txt"
+    spy = subprocess.Popen(
+        ["py-spy", "record", "-p", str(pid), "-r", "100", "-f", "raw", "-o", str(out), "--nonblocking"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(1.0)  # py-spy attaches
+    run_wrk(url, path, token, 32, 5, raw / "wrk-profile.json")
+    spy.send_signal(signal.SIGINT)  # py-spy writes its output and exits
+    try:
+        _, err = spy.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+        err = b""
+    if not out.exists():
+        return {"error": err.decode(errors="replace")[-500:]}
+    return summarise_profile(out, api=True)
+
+
 def run(
     services: Services,
     raw: Path,
@@ -99,6 +128,7 @@ def run(
     seconds: float,
     reps: int,
     warmup_s: float,
+    profile_api: bool = True,
 ) -> dict[str, Any]:
     """Measure the three targets, interleaved per repetition; returns the section's data."""
     cfg = services.stack()
@@ -113,8 +143,15 @@ def run(
     services.started.append(bare)
     celery, celery_url = _start_ref("celery", log_dir, "--redis", redis_url)
     services.started.append(celery)
-    urls = {"medvoice": api_url, "bare": bare_url, "celery": celery_url}
-    pids = {"medvoice": api.pid, "bare": bare.pid, "celery": celery.pid}
+    stub_port = free_port()
+    stub = ManagedProcess(
+        f"s3stub-{stub_port}", python_module("bench.s3stub", "--port", str(stub_port)), {}, log_dir
+    )
+    services.started.append(stub)
+    api2, api2_url = start_api(cfg, MEDVOICE_S3_ENDPOINT_URL=f"http://127.0.0.1:{stub_port}")
+    services.started.append(api2)
+    urls = {"medvoice": api_url, "medvoice_s3stub": api2_url, "bare": bare_url, "celery": celery_url}
+    pids = {"medvoice": api.pid, "medvoice_s3stub": api2.pid, "bare": bare.pid, "celery": celery.pid}
     token = cfg.token(USER, ttl_s=6 * 3600)
     path = f"/process_audio_v2/{USER}?file_id={FILE_ID}&file_extension=m4a"
     out = raw / "wrk.json"
@@ -123,7 +160,7 @@ def run(
     cpu_per_req: dict[str, list[float]] = {t: [] for t in TARGETS}
     for target in TARGETS:  # warm up: imports, JIT-less caches, connections, producer batches
         r = run_wrk(urls[target], path, token, max(levels), warmup_s, out)
-        if target == "medvoice":
+        if target in OURS:
             acked.update(r["task_ids"])
     for rep in range(reps):
         for conns in levels:
@@ -132,7 +169,7 @@ def run(
                 cpu0 = cpu_seconds(pids[target])
                 r = run_wrk(urls[target], path, token, conns, seconds, out)
                 cpu = cpu_seconds(pids[target]) - cpu0
-                if target == "medvoice":
+                if target in OURS:
                     acked.update(r["task_ids"])
                 if r["ok"]:
                     cpu_per_req[target].append(cpu / r["ok"])
@@ -146,6 +183,7 @@ def run(
                     flush=True,
                 )
     api_load = proc_status(api.pid)
+    profile = _profile_api(api.pid, urls["medvoice"], path, token, raw) if profile_api else {}
     # Every acknowledged task must be in audio.submitted (plus those from warm-up runs).
     seen, records = asyncio.run(
         _read_submitted(services.bootstrap, cfg.topic("audio.submitted"), acked)
@@ -154,7 +192,7 @@ def run(
     import redis as redis_client
 
     celery_queued = redis_client.Redis.from_url(redis_url).llen("celery")
-    for proc in (celery, bare, redis, api):
+    for proc in (celery, bare, redis, api2, stub, api):
         proc.terminate(timeout_s=20)
         services.started.remove(proc)
     summary: dict[str, Any] = {"levels": levels, "seconds": seconds, "reps": reps, "targets": {}}
@@ -184,4 +222,5 @@ def run(
     }
     summary["celery_messages_in_redis"] = celery_queued
     summary["api_memory"] = {"idle": api_idle, "after_load": api_load}
+    summary["api_profile"] = profile
     return summary

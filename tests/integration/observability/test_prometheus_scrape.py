@@ -146,7 +146,6 @@ def test_prometheus_sees_counters_histograms_and_gauges_move(workload: Deploymen
         'status_class="2xx"})': n,
         'sum(medvoice_http_request_duration_seconds_count{route="/uploads/{user_id}"})': n,
     }
-    print(prom.query("medvoice_http_requests_total"))  # DEBUG-TMP
     for expr, minimum in at_least.items():
         prom.wait_for(expr, lambda v, m=minimum: v is not None and v >= m, SCRAPE_WAIT_S)
     assert (prom.scalar("sum(medvoice_audio_transcribed_seconds_total)") or 0) > 0
