@@ -117,11 +117,12 @@ def main() -> int:
         _banner(env)
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)  # supervising: any child exiting stops the stack
-        console.print(f"[red]a process exited; stopping the stack[/] (see {STATE}/*.log)")
-        return 1
     except KeyboardInterrupt:
         console.print("\nstopping…")
         return 0
+    else:
+        console.print(f"[red]a process exited; stopping the stack[/] (see {STATE}/*.log)")
+        return 1
     finally:
         _stop(procs)
         console.print("stopped; no process left behind")
@@ -146,7 +147,8 @@ def _banner(env: dict[str, str]) -> None:
         f"{make}\n"
         f"FILE_ID=$(curl -s -F file=@/tmp/dictation.wav '{API}/uploads/dr_demo?file_extension=wav'"
         " | python3 -c 'import sys,json; print(json.load(sys.stdin)[\"file_id\"])')\n"
-        f"TASK=$(curl -s -X POST '{API}/process_audio_v2/dr_demo?file_id='$FILE_ID'&file_extension=wav'"
+        f"TASK=$(curl -s -X POST '{API}/process_audio_v2/dr_demo"
+        "?file_id='$FILE_ID'&file_extension=wav'"
         " | python3 -c 'import sys,json; print(json.load(sys.stdin)[\"task_id\"])')\n"
         f"sleep 3; curl -s {API}/tasks/$TASK; echo",
         soft_wrap=True,

@@ -1,5 +1,6 @@
 """The pipeline with ``MEDVOICE_ASR_BACKEND=riva`` against the Riva-protocol test server."""
 
+import asyncio
 import itertools
 import json
 import os
@@ -159,7 +160,8 @@ async def test_exhausted_retries_dead_letter_then_replay_completes(riva_stack: R
     assert headers["medvoice.attempt"] == b"5"
     assert headers["medvoice.origin.topic"] == cfg.topic("audio.submitted").encode()
 
-    replay = subprocess.run(
+    replay = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "processors.replay", "--code", "retries_exhausted"],
         env={**os.environ, **cfg.env()},
         capture_output=True,

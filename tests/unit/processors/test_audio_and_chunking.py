@@ -1,5 +1,6 @@
 """Decoding with PyAV and cutting long audio: real codecs, real whisper, no network."""
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,7 @@ def test_chunks_cover_the_audio_and_cut_at_quiet_points() -> None:
     loud[quiet_at : quiet_at + SAMPLE_RATE // 10] = 0.0  # a 100 ms pause before the 10 s limit
     bounds = chunk_bounds(loud, 10.0)
     assert bounds[0][0] == 0 and bounds[-1][1] == len(loud)
-    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:], strict=False))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
     assert all(end - start <= SAMPLE_RATE * 10 for start, end in bounds)
     assert quiet_at <= bounds[0][1] <= quiet_at + SAMPLE_RATE // 10
 
