@@ -89,7 +89,10 @@ async def submit_and_wait(
                 events[i] = ev
                 part = i % partitions if partitions else None
                 fut = await producer.send(
-                    cfg.topic("audio.submitted"), ev.to_bytes(), key=str(ev.task_id).encode(), partition=part
+                    cfg.topic("audio.submitted"),
+                    ev.to_bytes(),
+                    key=str(ev.task_id).encode(),
+                    partition=part,
                 )
                 if sequential:
                     await fut
@@ -132,21 +135,46 @@ def worker_stages(log_path: Path) -> dict[str, dict[str, float]]:
     return out
 
 
-def summarise_profile(raw_path: Path) -> dict[str, Any]:
-    """Shares of py-spy's samples by where the worker spends them, and the top frames."""
+WORKER_RULES = (
+    ("ASR (CTranslate2 / faster-whisper)", ("faster_whisper", "ctranslate2")),
+    ("audio decode (PyAV)", ("processors/audio.py",)),
+    ("S3 (boto3/botocore)", ("botocore", "boto3", "urllib3")),
+    ("Kafka client (aiokafka)", ("aiokafka",)),
+    ("Faust / mode (streams, tables, commits)", ("faust/", "mode/")),
+    ("JSON / pydantic (events, documents)", ("pydantic", "json/")),
+    ("asyncio event loop / selectors", ("asyncio", "selectors", "uvloop")),
+    ("thread pool handoff", ("concurrent/futures", "threading.py")),
+)
+API_RULES = (
+    (
+        "S3 existence check (boto3/botocore: signing, HTTP, parsing)",
+        ("botocore", "boto3", "urllib3"),
+    ),
+    ("Kafka publish (aiokafka)", ("aiokafka",)),
+    ("JWT verification", ("producer_api/auth.py", "producer_api/token.py", "jwt", "cryptography")),
+    ("pydantic (events, responses)", ("pydantic",)),
+    ("status view (task.status consumer)", ("status_view",)),
+    ("metrics (prometheus_client)", ("prometheus",)),
+    (
+        "HTTP server and framework (uvicorn, h11, starlette, fastapi)",
+        ("uvicorn", "h11", "starlette", "fastapi", "httptools"),
+    ),
+    (
+        "asyncio event loop / selectors / threads",
+        ("asyncio", "selectors", "uvloop", "threading.py", "concurrent/futures"),
+    ),
+)
+
+
+def summarise_profile(raw_path: Path, *, api: bool = False) -> dict[str, Any]:
+    """Shares of py-spy's samples by where the process spends them, and the top frames.
+
+    Each sample goes to the first rule (in order) any of its frames matches.
+    """
     buckets: Counter[str] = Counter()
     leaves: Counter[str] = Counter()
     total = 0
-    rules = (
-        ("ASR (CTranslate2 / faster-whisper)", ("faster_whisper", "ctranslate2")),
-        ("audio decode (PyAV)", ("processors/audio.py",)),
-        ("S3 (boto3/botocore)", ("botocore", "boto3", "urllib3")),
-        ("Kafka client (aiokafka)", ("aiokafka",)),
-        ("Faust / mode (streams, tables, commits)", ("faust/", "mode/")),
-        ("JSON / pydantic (events, documents)", ("pydantic", "json/")),
-        ("asyncio event loop / selectors", ("asyncio", "selectors", "uvloop")),
-        ("thread pool idle handoff", ("concurrent/futures", "threading.py")),
-    )
+    rules = API_RULES if api else WORKER_RULES
     for line in raw_path.read_text(errors="replace").splitlines():
         stack, _, count_s = line.rpartition(" ")
         if not count_s.isdigit():
@@ -223,8 +251,20 @@ def run(
     if profile and shutil.which("py-spy"):
         prof_raw = raw / "worker-profile.txt"
         spy = subprocess.Popen(
-            ["py-spy", "record", "-p", str(worker.pid), "-r", "50", "-f", "raw", "-o", str(prof_raw),
-             "--nonblocking", "--threads"],
+            [
+                "py-spy",
+                "record",
+                "-p",
+                str(worker.pid),
+                "-r",
+                "50",
+                "-f",
+                "raw",
+                "-o",
+                str(prof_raw),
+                "--nonblocking",
+                "--threads",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )

@@ -10,7 +10,7 @@ import argparse
 import asyncio
 
 RESPONSE = (
-    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nETag: \"d41d8cd98f00b204e9800998ecf8427e\"\r\n"
+    b'HTTP/1.1 200 OK\r\nContent-Length: 0\r\nETag: "d41d8cd98f00b204e9800998ecf8427e"\r\n'
     b"Content-Type: binary/octet-stream\r\nLast-Modified: Wed, 25 Nov 2026 00:00:00 GMT\r\n\r\n"
 )
 

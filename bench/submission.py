@@ -26,7 +26,9 @@ OURS = ("medvoice", "medvoice_s3stub")
 READBACK_IDLE_S = 15.0  # stop reading the topic once nothing new came for this long
 
 
-def run_wrk(url: str, path: str, token: str, conns: int, seconds: float, out: Path) -> dict[str, Any]:
+def run_wrk(
+    url: str, path: str, token: str, conns: int, seconds: float, out: Path
+) -> dict[str, Any]:
     """One wrk run (1 thread, ``conns`` connections); returns the Lua script's summary."""
     env = {**os.environ, "BENCH_PATH": path, "BENCH_TOKEN": token, "BENCH_OUT": str(out)}
     subprocess.run(
@@ -45,7 +47,17 @@ def _start_redis(log_dir: Path) -> tuple[ManagedProcess, str]:
     port = free_port()
     proc = ManagedProcess(
         f"redis-{port}",
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
         {},
         log_dir,
     )
@@ -60,7 +72,10 @@ def _start_redis(log_dir: Path) -> tuple[ManagedProcess, str]:
 def _start_ref(kind: str, log_dir: Path, *extra: str) -> tuple[ManagedProcess, str]:
     port = free_port()
     proc = ManagedProcess(
-        f"{kind}-{port}", python_module("bench.refapps", kind, "--port", str(port), *extra), {}, log_dir
+        f"{kind}-{port}",
+        python_module("bench.refapps", kind, "--port", str(port), *extra),
+        {},
+        log_dir,
     )
     url = f"http://127.0.0.1:{port}"
     proc.wait_http(f"{url}/docs", timeout_s=60)
@@ -104,7 +119,19 @@ def _profile_api(pid: int, url: str, path: str, token: str, raw: Path) -> dict[s
         return {"error": "py-spy not installed"}
     out = raw / "api-profile.txt"
     spy = subprocess.Popen(
-        ["py-spy", "record", "-p", str(pid), "-r", "100", "-f", "raw", "-o", str(out), "--nonblocking"],
+        [
+            "py-spy",
+            "record",
+            "-p",
+            str(pid),
+            "-r",
+            "100",
+            "-f",
+            "raw",
+            "-o",
+            str(out),
+            "--nonblocking",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -150,13 +177,25 @@ def run(
     services.started.append(stub)
     api2, api2_url = start_api(cfg, MEDVOICE_S3_ENDPOINT_URL=f"http://127.0.0.1:{stub_port}")
     services.started.append(api2)
-    urls = {"medvoice": api_url, "medvoice_s3stub": api2_url, "bare": bare_url, "celery": celery_url}
-    pids = {"medvoice": api.pid, "medvoice_s3stub": api2.pid, "bare": bare.pid, "celery": celery.pid}
+    urls = {
+        "medvoice": api_url,
+        "medvoice_s3stub": api2_url,
+        "bare": bare_url,
+        "celery": celery_url,
+    }
+    pids = {
+        "medvoice": api.pid,
+        "medvoice_s3stub": api2.pid,
+        "bare": bare.pid,
+        "celery": celery.pid,
+    }
     token = cfg.token(USER, ttl_s=6 * 3600)
     path = f"/process_audio_v2/{USER}?file_id={FILE_ID}&file_extension=m4a"
     out = raw / "wrk.json"
     acked: set[str] = set()
-    results: dict[str, dict[int, list[dict[str, Any]]]] = {t: {c: [] for c in levels} for t in TARGETS}
+    results: dict[str, dict[int, list[dict[str, Any]]]] = {
+        t: {c: [] for c in levels} for t in TARGETS
+    }
     cpu_per_req: dict[str, list[float]] = {t: [] for t in TARGETS}
     for target in TARGETS:  # warm up: imports, JIT-less caches, connections, producer batches
         r = run_wrk(urls[target], path, token, max(levels), warmup_s, out)
@@ -165,7 +204,9 @@ def run(
     for rep in range(reps):
         for conns in levels:
             for target in TARGETS:
-                run_wrk(urls[target], path, token, conns, 1, out) if rep == 0 else None  # level warm-up
+                run_wrk(
+                    urls[target], path, token, conns, 1, out
+                ) if rep == 0 else None  # level warm-up
                 cpu0 = cpu_seconds(pids[target])
                 r = run_wrk(urls[target], path, token, conns, seconds, out)
                 cpu = cpu_seconds(pids[target]) - cpu0
@@ -200,7 +241,7 @@ def run(
         per_level = {}
         for conns in levels:
             runs = results[target][conns]
-            per_level[conns] = {
+            per_level[str(conns)] = {
                 "rps": spread([r["rps"] for r in runs]),
                 "p50_ms": spread([r["p50_us"] / 1000 for r in runs]),
                 "p95_ms": spread([r["p95_us"] / 1000 for r in runs]),

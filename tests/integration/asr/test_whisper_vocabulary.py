@@ -4,6 +4,8 @@ The same dictation set and scoring as ``bench/vocabulary.py`` (``tests/fixtures/
 its report, ``bench/results/vocabulary.md``, has the figures and the naive strategies.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -41,6 +43,42 @@ def audio(tmp_path_factory: pytest.TempPathFactory) -> dict[str, npt.NDArray[np.
     return {d.key: synthesise(d, directory) for d in DICTATIONS}
 
 
+class Passes(NamedTuple):
+    """One dictation recognised without and with the vocabulary."""
+
+    plain: Transcript
+    guarded: Transcript
+
+
+@pytest.fixture(scope="module")
+def passes(
+    backend: WhisperBackend, vocabulary: Vocabulary, audio: dict[str, npt.NDArray[np.float32]]
+) -> dict[str, Passes]:
+    """Every dictation through ``transcribe`` with the vocabulary, once per module.
+
+    The guarded strategy's own first pass is the plain one (same decoder settings, no
+    hints), so it is kept as the without-vocabulary result rather than decoded again.
+    """
+    recognise = backend.recognise
+    plain: list[Transcript] = []
+
+    def keeping_plain(
+        pcm: npt.NDArray[np.float32], options: AsrOptions, **hints: str | None
+    ) -> Transcript:
+        result = recognise(pcm, options, **hints)
+        if not hints:
+            plain.append(result)
+        return result
+
+    out: dict[str, Passes] = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(backend, "recognise", keeping_plain)
+        for d in DICTATIONS:
+            guarded = backend.transcribe(audio[d.key], AsrOptions(vocabulary=vocabulary.terms))
+            out[d.key] = Passes(plain=plain.pop(), guarded=guarded)
+    return out
+
+
 def _text(transcript: Transcript) -> str:
     return " ".join(seg.text for seg in transcript.segments)
 
@@ -50,11 +88,11 @@ def _words(text: str) -> list[str]:
 
 
 def test_vocabulary_fixes_a_misheard_drug_and_nothing_else(
-    backend: WhisperBackend, vocabulary: Vocabulary, audio: dict[str, npt.NDArray[np.float32]]
+    passes: dict[str, Passes], audio: dict[str, npt.NDArray[np.float32]]
 ) -> None:
     pcm = audio[MISHEARD.key]
-    plain = _text(backend.transcribe(pcm, AsrOptions()))
-    guarded = backend.transcribe(pcm, AsrOptions(vocabulary=vocabulary.terms))
+    plain = _text(passes[MISHEARD.key].plain)
+    guarded = passes[MISHEARD.key].guarded
 
     assert MISHEARD_TERM not in plain.casefold(), plain
     assert MISHEARD_TERM in _text(guarded).casefold(), _text(guarded)
@@ -70,16 +108,13 @@ def test_vocabulary_fixes_a_misheard_drug_and_nothing_else(
 
 
 def test_guarded_vocabulary_raises_recall_without_false_insertions(
-    backend: WhisperBackend, vocabulary: Vocabulary, audio: dict[str, npt.NDArray[np.float32]]
+    passes: dict[str, Passes], vocabulary: Vocabulary
 ) -> None:
-    with_vocabulary = AsrOptions(vocabulary=vocabulary.terms)
     plain_recall = guarded_recall = 0
     insertions: dict[str, tuple[str, ...]] = {}
     for d in DICTATIONS:
-        plain = score(d, _text(backend.recognise(audio[d.key], AsrOptions())), vocabulary.terms)
-        guarded = score(
-            d, _text(backend.transcribe(audio[d.key], with_vocabulary)), vocabulary.terms
-        )
+        plain = score(d, _text(passes[d.key].plain), vocabulary.terms)
+        guarded = score(d, _text(passes[d.key].guarded), vocabulary.terms)
         plain_recall += len(plain.recalled)
         guarded_recall += len(guarded.recalled)
         if guarded.inserted:

@@ -47,7 +47,7 @@ def test_a_record_is_one_json_object_with_its_extras() -> None:
 def test_a_validation_error_s_input_is_not_logged() -> None:
     try:
         try:
-            Doc(word_count=MARKER)  # type: ignore[arg-type]
+            Doc.model_validate({"word_count": MARKER})
         except ValueError as exc:
             raise RuntimeError("emit failed") from exc
     except RuntimeError:

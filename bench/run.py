@@ -1,0 +1,188 @@
+"""``make bench``: every benchmark in one run, written to ``bench/results/REPORT.md``.
+
+Starts its own Apache Kafka broker (Maven jars, ``make kafka-jars``), moto S3 endpoint,
+Redis (for the Celery replica) and the project's processes; ``--quick`` is the smoke
+version run by the test suite (seconds, not minutes; its numbers mean nothing).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import pipeline, report, scaling, submission
+from bench.clips import make_clips
+from bench.common import Services, machine
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def _params(quick: bool) -> dict[str, Any]:
+    if quick:
+        return {
+            "levels": [8],
+            "seconds": 1,
+            "reps": 1,
+            "warmup_s": 1,
+            "clips_s": [5, 10],
+            "latency": [(0, 3)],
+            "pipeline_reps": 1,
+            "profile": False,
+            "scaling": False,
+        }
+    return {
+        "levels": [8, 32, 64],
+        "seconds": 4,
+        "reps": 3,
+        "warmup_s": 3,
+        "clips_s": [5, 10, 30, 60, 120, 240],
+        "latency": [(0, 12), (1, 6)],  # (clip index, how many tasks) for the overhead run
+        "pipeline_reps": 2,
+        "profile": True,
+        "scaling": True,
+        "scaling_reps": 2,
+        "whisper_tasks": 6,  # x the 30 s clip
+        "riva_tasks": 16,  # x the 30 s clip
+        "service_time_per_audio_s": 0.02,
+    }
+
+
+def _scaling_notes(sc: dict[str, Any]) -> list[str]:
+    by = {(c["backend"], c["workers"], c.get("asr_concurrency", 1)): c for c in sc["configs"]}
+    w1 = by.get(("whisper", 1, 1))
+    r1 = by.get(("riva (simulated service time)", 1, 1))
+    notes = []
+    if w1:
+        cpu = w1["worker_cpu_per_audio_s"]["median"]
+        notes.append(
+            f"- **CPU cost**: whisper tiny.en (int8, beam 1) costs {cpu:.3f} CPU s per audio "
+            f"second in the worker (all of it: decode, ASR, Kafka, S3). On a machine whose "
+            f"cores are free, throughput is bounded by cores / {cpu:.3f} = "
+            f"{1 / cpu:.1f} audio s/s per core: about {8 / cpu:.0f} audio s/s on 8 cores and "
+            f"{32 / cpu:.0f} on 32, with one worker per 2 cores (`MEDVOICE_WHISPER_CPU_THREADS"
+            f"=2`) and at least as many partitions as workers. Here 2 workers share 2 busy "
+            f"cores, so a second worker adds contention, not capacity (the ~1x above)."
+        )
+    if r1:
+        wc = r1["worker_cpu_per_audio_s"]["median"]
+        notes.append(
+            f"- **Remote backend**: the worker itself then costs {wc:.4f} CPU s per audio "
+            f"second (decode, gRPC, S3, Kafka), so one worker core could feed about "
+            f"{1 / wc:.0f} audio s/s; throughput is set by the ASR service: with one call in "
+            f"flight per worker it is workers / service time per audio s "
+            f"(= {1 / sc['service_time_per_audio_s']:.0f} audio s/s per worker here), so it "
+            f"scales with workers and with `MEDVOICE_WORKER__ASR_CONCURRENCY` until the "
+            f"server saturates. A GPU changes which model applies: faster-whisper on CUDA "
+            f"(`MEDVOICE_WHISPER_DEVICE=cuda`) or Riva on a GPU take the ASR cost off these "
+            f"cores, leaving the worker's own cost above; the GPU's batch throughput is then "
+            f"the limit (not measured here: no GPU on this machine)."
+        )
+    return notes
+
+
+def _findings(results: dict[str, Any]) -> list[str]:
+    out = []
+    sub = results.get("submission")
+    if sub:
+        t = sub["targets"]
+        c = "32" if "32" in t["medvoice"]["levels"] else str(sub["levels"][0])
+        ours, stub = t["medvoice"]["levels"][c], t["medvoice_s3stub"]["levels"][c]
+        cpu_o = t["medvoice"]["cpu_ms_per_request"]["median"]
+        cpu_s = t["medvoice_s3stub"]["cpu_ms_per_request"]["median"]
+        cpu_b = t["bare"]["cpu_ms_per_request"]["median"]
+        out.append(
+            f"- Submission: at {c} connections the API answers {ours['rps']['median']:.0f} "
+            f"req/s against moto and {stub['rps']['median']:.0f} req/s against an instant S3 "
+            f"stub; it spends {cpu_o:.2f} ms (moto) / {cpu_s:.2f} ms (stub) of CPU per "
+            f"request against {cpu_b:.2f} ms for the bare endpoint. See the API profile for "
+            "where: the S3 existence check through boto3 (request signing, urllib3, response "
+            "parsing, run in the default thread pool) and the Kafka publish of two records "
+            "(AudioSubmitted plus the queued status) dominate; moto, a Python server on the "
+            "same 2 cores, adds its own CPU and queueing."
+        )
+    return out
+
+
+def main() -> int:
+    """Run the benchmarks and write the report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="the smoke version (seconds)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="report and plots go here")
+    parser.add_argument("--bootstrap", default="", help="use this Kafka instead of starting one")
+    parser.add_argument("--s3-url", default="", help="use this S3 endpoint instead of moto")
+    parser.add_argument("--only", nargs="*", default=["submission", "pipeline", "scaling"])
+    args = parser.parse_args()
+    for tool in ("wrk", "redis-server", "espeak-ng", "java"):
+        if not shutil.which(tool):
+            sys.stderr.write(f"{tool} not found: apt-get install -y wrk redis-server espeak-ng\n")
+            return 2
+    p = _params(args.quick)
+    out: Path = args.out
+    raw = out / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix="medvoice-bench-"))
+    services = Services(work, bootstrap=args.bootstrap, s3_url=args.s3_url)
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "quick": args.quick,
+        "machine": machine(),
+        "params": {k: v for k, v in p.items() if k != "latency"},
+        "commands": [
+            "apt-get install -y wrk redis-server espeak-ng default-jre-headless maven",
+            "make install kafka-jars   # .venv and the Apache Kafka jars",
+            ".venv/bin/pip install 'celery[redis]' redis matplotlib py-spy psutil",
+            "make bench                # = .venv/bin/python -m bench.run",
+            ".venv/bin/python -m bench.run --quick --out /tmp/b   # the smoke version",
+        ],
+    }
+    try:
+        services.start()
+        results["kafka"] = services.kafka_version if not args.bootstrap else "(given)"
+        print(f"services up: Kafka {services.bootstrap}, S3 {services.s3_url}", flush=True)
+        clips = make_clips(p["clips_s"], raw / "clips")
+        if "submission" in args.only:
+            print("1. submission path", flush=True)
+            results["submission"] = submission.run(
+                services, raw, p["levels"], p["seconds"], p["reps"], p["warmup_s"],
+                profile_api=p["profile"],
+            )  # fmt: skip
+        if "pipeline" in args.only:
+            print("2. pipeline overhead, worker memory and profile", flush=True)
+            latency = [clips[i] for i, n in p["latency"] for _ in range(n)]
+            results["pipeline"] = pipeline.run(
+                services, raw, clips, latency, p["pipeline_reps"], p["profile"]
+            )
+        if p["scaling"] and "scaling" in args.only:
+            print("3. scaling", flush=True)
+            c30 = next(c for c in clips if 25 <= c.duration_s <= 40)
+            results["scaling"] = scaling.run(
+                services,
+                [c30] * p["whisper_tasks"],
+                [c30] * p["riva_tasks"],
+                clips[:1],
+                p["scaling_reps"],
+                p["service_time_per_audio_s"],
+            )
+            results["scaling_notes"] = _scaling_notes(results["scaling"])
+    finally:
+        services.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    results["total_s"] = time.monotonic() - started
+    results["loadavg_end"] = os.getloadavg()
+    results["findings"] = _findings(results)
+    (raw / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    pngs = report.plots(results, out)
+    (out / "REPORT.md").write_text(report.markdown(results, pngs))
+    print(f"wrote {out / 'REPORT.md'} in {results['total_s'] / 60:.1f} min", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
