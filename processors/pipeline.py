@@ -6,7 +6,7 @@ import time
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 from mypy_boto3_s3 import S3Client
@@ -18,12 +18,10 @@ from processors.audio import Pcm, decode
 from processors.chunking import transcribe_chunked
 from processors.errors import ErrorCode, TaskError
 from processors.settings import WorkerSettings
+from processors.vocabulary import Vocabulary
 from schemas.events import AudioSubmitted
 from schemas.ids import transcript_object_key
 from schemas.transcript import TranscriptDocument, VocabularyInfo
-
-if TYPE_CHECKING:
-    from processors.vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -40,7 +38,7 @@ class PipelineContext:
     """Bounded pool for recognition: its width is the number of concurrent ASR calls."""
     io_executor: Executor
     """Pool for blocking S3 calls and decoding."""
-    vocabulary: "Vocabulary | None" = None
+    vocabulary: Vocabulary | None = None
 
 
 def transcript_uri(ctx: PipelineContext, user_id: str, task_id: str) -> str:

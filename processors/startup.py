@@ -6,15 +6,12 @@ from medvoice_common import s3
 from processors.asr.factory import make_backend
 from processors.pipeline import PipelineContext
 from processors.settings import WorkerSettings
+from processors.vocabulary import load_vocabulary
 
 
 def build_context(settings: WorkerSettings) -> PipelineContext:
     """Load the ASR backend and vocabulary and open the thread pools."""
-    vocabulary = None
-    if settings.vocabulary_file is not None:
-        from processors.vocabulary import load_vocabulary
-
-        vocabulary = load_vocabulary(settings.vocabulary_file)
+    vocabulary = load_vocabulary(settings.vocabulary_file) if settings.vocabulary_file else None
     return PipelineContext(
         settings=settings,
         s3=s3.make_client(settings),
