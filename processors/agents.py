@@ -6,7 +6,6 @@ raised (DESIGN.md §7), so nothing may escape ``_handle``.
 
 import asyncio
 import logging
-import random
 import time
 import weakref
 from collections.abc import AsyncIterator
@@ -24,25 +23,22 @@ from processors.errors import ErrorCode, TaskError
 from processors.pipeline import PipelineContext
 from processors.records import (
     ATTEMPT,
+    ERROR_CAUSE,
     ERROR_CODE,
     ERROR_MESSAGE,
     NOT_BEFORE_MS,
     REPLAY,
     TRACEPARENT,
     Origin,
+    backoff_s,
+    carried_headers,
     header_dict,
     header_int,
     origin_headers,
     origin_of,
 )
-from schemas.events import (
-    MAX_INLINE_TEXT_CHARS,
-    AudioSubmitted,
-    ErrorInfo,
-    TaskStatusChanged,
-    TranscriptReady,
-    TranscriptSummary,
-)
+from processors.results import ready_event, summary_of
+from schemas.events import AudioSubmitted, ErrorInfo, TaskStatusChanged, TranscriptSummary
 from schemas.status import TaskStatus
 from schemas.topics import Topics
 from schemas.transcript import TranscriptDocument
@@ -169,29 +165,9 @@ class TaskProcessor:
         self, sub: AudioSubmitted, doc: TranscriptDocument, attempt: int, traceparent: bytes | None
     ) -> None:
         uri = pipeline.transcript_uri(self.ctx, sub.user_id, str(sub.task_id))
-        text = doc.text[:MAX_INLINE_TEXT_CHARS]
-        ready = TranscriptReady(
-            task_id=sub.task_id,
-            user_id=sub.user_id,
-            file_id=sub.file_id,
-            transcript_uri=uri,
-            text=text,
-            text_truncated=len(text) < len(doc.text),
-            language=doc.language,
-            duration_s=doc.duration_s,
-            word_count=len(doc.words),
-            backend=doc.backend,
-            model=doc.model,
-            submitted_at=sub.submitted_at,
-        )
         extra = {TRACEPARENT: traceparent} if traceparent else None
-        await self._send("ready", str(sub.task_id), ready.to_bytes(), extra)
-        summary = TranscriptSummary(
-            language=doc.language,
-            duration_s=doc.duration_s,
-            word_count=len(doc.words),
-            transcript_uri=uri,
-        )
+        await self._send("ready", str(sub.task_id), ready_event(sub, doc, uri).to_bytes(), extra)
+        summary = summary_of(doc, uri)
         await self._set_status(sub, TaskStatus.COMPLETED, attempt, transcript=summary)
         metrics.TASKS_COMPLETED.labels(self.backend).inc()
         self._observe_e2e(sub, "completed")
@@ -213,18 +189,14 @@ class TaskProcessor:
         missing = err.code is ErrorCode.AUDIO_MISSING
         limit = min(MISSING_OBJECT_ATTEMPTS, w.max_attempts) if missing else w.max_attempts
         if attempt < limit:
-            ceiling = min(w.retry_max_s, w.retry_base_s * 2 ** (attempt - 1))
-            delay = ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto
-            origin = self._origin(event, headers)
+            delay = backoff_s(attempt, w.retry_base_s, w.retry_max_s)
             retry_headers = {
-                **origin_headers(origin),
+                **carried_headers(headers),
+                **origin_headers(self._origin(event, headers)),
                 ATTEMPT: str(attempt).encode(),
                 NOT_BEFORE_MS: str(int((time.time() + delay) * 1000)).encode(),
                 ERROR_CODE: str(err.code).encode(),
             }
-            for carried in (TRACEPARENT, REPLAY):
-                if carried in headers:
-                    retry_headers[carried] = headers[carried]
             await self._send("retry", self._key(event, sub), event.value, retry_headers)
             metrics.RETRIES.labels(err.code).inc()
             log.info(
@@ -253,15 +225,14 @@ class TaskProcessor:
     ) -> None:
         headers = header_dict(event.message.headers)
         dlq_headers = {
+            **carried_headers(headers),
             **origin_headers(self._origin(event, headers)),
             ERROR_CODE: str(err.code).encode(),
             ERROR_MESSAGE: err.message.encode(),
             ATTEMPT: str(attempt).encode(),
         }
         if cause:
-            dlq_headers["medvoice.error.cause"] = cause.encode()
-        if REPLAY in headers:
-            dlq_headers[REPLAY] = headers[REPLAY]
+            dlq_headers[ERROR_CAUSE] = cause.encode()
         await self._send("dlq", self._key(event, None), event.value, dlq_headers)
         metrics.DLQ_RECORDS.labels(err.code).inc()
         log.warning("record dead-lettered", extra={"code": str(err.code), "attempt": attempt})

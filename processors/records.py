@@ -1,5 +1,6 @@
 """Kafka record helpers for the worker: headers of retries and dead letters."""
 
+import random
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -7,6 +8,7 @@ ATTEMPT = "medvoice.attempt"
 NOT_BEFORE_MS = "medvoice.not-before-ms"
 ERROR_CODE = "medvoice.error.code"
 ERROR_MESSAGE = "medvoice.error.message"
+ERROR_CAUSE = "medvoice.error.cause"  # the transient cause behind retries_exhausted
 ORIGIN_TOPIC = "medvoice.origin.topic"
 ORIGIN_PARTITION = "medvoice.origin.partition"
 ORIGIN_OFFSET = "medvoice.origin.offset"
@@ -62,3 +64,14 @@ def origin_headers(origin: Origin) -> dict[str, bytes]:
         ORIGIN_PARTITION: str(origin.partition).encode(),
         ORIGIN_OFFSET: str(origin.offset).encode(),
     }
+
+
+def carried_headers(headers: Mapping[str, bytes]) -> dict[str, bytes]:
+    """The headers a retried or dead-lettered record keeps: trace context and replay count."""
+    return {name: headers[name] for name in (TRACEPARENT, REPLAY) if name in headers}
+
+
+def backoff_s(attempt: int, base_s: float, max_s: float) -> float:
+    """Delay before retry ``attempt`` (1, 2, ...): exponential, capped, half of it jittered."""
+    ceiling = min(max_s, base_s * 2.0 ** (attempt - 1))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not a secret
