@@ -220,7 +220,8 @@ def run(
                 print(
                     f"  submission rep {rep + 1}/{reps} c={conns:3d} {target:9s} "
                     f"{r['rps']:7.0f} req/s p50 {r['p50_us'] / 1000:6.1f} ms "
-                    f"p99 {r['p99_us'] / 1000:6.1f} ms non-200 {r['non_200']} sockerr {r['socket_errors']}",
+                    f"p99 {r['p99_us'] / 1000:6.1f} ms non-200 {r['non_200']} "
+                    f"sockerr {r['socket_errors']}",
                     flush=True,
                 )
     api_load = proc_status(api.pid)

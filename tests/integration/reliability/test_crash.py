@@ -11,7 +11,7 @@ from tests.fixtures.audio import spoken_clip
 from tests.fixtures.driver import StatusFollower, put_audio, submit_events, submitted
 from tests.fixtures.stack import StackConfig, start_worker
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 USER = "dr_crash"
 SENTENCE = "Heart rate is regular."
 TASKS = 200

@@ -12,7 +12,7 @@ from tests.fixtures.kafka_broker import KafkaBroker
 from tests.fixtures.stack import StackConfig, is_final, start_api, start_worker, wait_for_status
 from tests.fixtures.tcp_proxy import TcpProxy
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 USER = "dr_outage"
 SENTENCE = "The wound is healing well."
 LONG_TEXT = " ".join(
