@@ -1,4 +1,6 @@
 """Dependencies of the routes, as ``Annotated`` aliases."""
+# Dependencies are `async def` on purpose: FastAPI runs a plain `def` dependency in a
+# worker thread, which cost the seed endpoint more than its own work.
 
 from collections.abc import AsyncIterator
 from typing import Annotated, cast
@@ -20,23 +22,23 @@ OPEN_CALLER = Caller(subject=None, admin=True)  # MEDVOICE_AUTH__MODE=none (deve
 _bearer = HTTPBearer(auto_error=False, description="A JWT whose `sub` is the user id")
 
 
-def _settings(request: Request) -> ApiSettings:
+async def _settings(request: Request) -> ApiSettings:
     return cast(ApiSettings, request.app.state.settings)
 
 
-def _publisher(request: Request) -> Publisher:
+async def _publisher(request: Request) -> Publisher:
     return cast(Publisher, request.app.state.publisher)
 
 
-def _storage(request: Request) -> Storage:
+async def _storage(request: Request) -> Storage:
     return cast(Storage, request.app.state.storage)
 
 
-def _idempotency(request: Request) -> IdempotencyStore:
+async def _idempotency(request: Request) -> IdempotencyStore:
     return IdempotencyStore(cast(Storage, request.app.state.storage))
 
 
-def _status_view(request: Request) -> StatusView:
+async def _status_view(request: Request) -> StatusView:
     return cast(StatusView, request.app.state.status_view)
 
 
@@ -63,7 +65,7 @@ UserIdPath = Annotated[
 ]
 
 
-def _acting_user(user_id: UserIdPath, caller: CallerDep) -> str:
+async def _acting_user(user_id: UserIdPath, caller: CallerDep) -> str:
     if not caller.may_act_for(user_id):
         raise HTTPException(status.HTTP_403_FORBIDDEN, NOT_YOURS)
     return user_id

@@ -1,20 +1,19 @@
 """The FastAPI application factory."""
 
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 
 from medvoice_common import s3
+from medvoice_common.s3_probe import ObjectProbe
 from medvoice_common.startup import wait_for_kafka, wait_for_s3
-from producer_api import metrics
 from producer_api.auth import TokenVerifier
 from producer_api.errors import validation_error
 from producer_api.limits import BodyLimitMiddleware
+from producer_api.observe import ObserveMiddleware
 from producer_api.publisher import Publisher
 from producer_api.routes import health, submit, tasks, uploads
 from producer_api.settings import ApiSettings
@@ -39,7 +38,9 @@ async def _start_dependencies(app: FastAPI, settings: ApiSettings) -> None:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Start the producer, the S3 client and the status view; flush and stop them at exit."""
     settings: ApiSettings = app.state.settings
-    app.state.storage = Storage(s3.make_client(settings), settings)
+    probe = ObjectProbe(settings)
+    await probe.start()
+    app.state.storage = Storage(s3.make_client(settings), settings, probe)
     await _start_dependencies(app, settings)
     log.info("api ready", extra={"bootstrap": settings.kafka_bootstrap})
     try:
@@ -47,15 +48,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         await app.state.status_view.stop()
         await app.state.publisher.stop()
-
-
-def _route_of(request: Request) -> str:
-    """The matched route's template (the router records it in the scope), never the raw path.
-
-    Call it after the app handled the request; ``unmatched`` when no route matched (404).
-    """
-    path = getattr(request.scope.get("route"), "path", None)
-    return str(path) if path else "unmatched"
+        await probe.stop()
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
@@ -78,21 +71,6 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         max_body_bytes=settings.api.max_body_bytes,
     )
 
-    @app.middleware("http")
-    async def observe(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        try:
-            response = await call_next(request)
-        except Exception:
-            log.exception("unhandled error", extra={"route": _route_of(request)})
-            response = JSONResponse({"detail": "Internal error."}, status_code=500)
-        route = _route_of(request)
-        metrics.HTTP_SECONDS.labels(route, request.method).observe(time.perf_counter() - started)
-        metrics.HTTP_REQUESTS.labels(
-            route, request.method, f"{response.status_code // 100}xx"
-        ).inc()
-        return response
+    app.add_middleware(ObserveMiddleware)  # outermost of ours: counts 413s and 500s too
 
     return app

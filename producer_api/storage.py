@@ -7,6 +7,7 @@ from typing import IO, NamedTuple
 from mypy_boto3_s3 import S3Client
 
 from medvoice_common import s3
+from medvoice_common.s3_probe import ObjectProbe
 from medvoice_common.settings import CommonSettings
 from schemas.ids import AudioExtension, audio_object_key, audio_prefix
 
@@ -30,15 +31,16 @@ def new_file_id() -> str:
 class Storage:
     """The API's access to recordings and transcripts in one bucket."""
 
-    def __init__(self, client: S3Client, settings: CommonSettings) -> None:
-        """Use ``client`` on ``settings.s3_bucket``."""
+    def __init__(self, client: S3Client, settings: CommonSettings, probe: ObjectProbe) -> None:
+        """Use ``client`` (and ``probe``, for existence checks) on ``settings.s3_bucket``."""
         self.client = client
         self.settings = settings
         self.bucket = settings.s3_bucket
+        self.probe = probe
 
     async def exists(self, key: str) -> bool:
-        """Whether ``key`` exists."""
-        return await asyncio.to_thread(s3.object_exists, self.client, self.bucket, key)
+        """Whether ``key`` exists (on the event loop: the seed endpoint's hot path)."""
+        return await self.probe.exists(key)
 
     async def latest_upload(self, user_id: str) -> StoredAudio | None:
         """The user's most recently stored recording, if any."""

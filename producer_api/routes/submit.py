@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException, Query, status
 
 from medvoice_common import tracing
+from medvoice_common.s3_probe import S3ProbeError
 from producer_api import metrics
 from producer_api.deps import ActingUserId, IdempotencyDep, PublisherDep, StorageDep
 from producer_api.idempotency import MAX_KEY_LENGTH
@@ -24,6 +25,7 @@ router = APIRouter(tags=["submit"])
     responses={
         **AUTH_RESPONSES,
         404: {"description": "No such recording (or none uploaded yet)"},
+        503: {"description": "Storage unavailable"},
         500: {"description": "The task could not be dispatched to Kafka"},
     },
 )
@@ -55,7 +57,13 @@ async def process_audio_v2(
         file_id, file_extension, key = latest
     else:
         key = audio_object_key(user_id, file_id, file_extension)
-        if not await storage.exists(key):
+        try:
+            found = await storage.exists(key)
+        except S3ProbeError as exc:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE, "Storage is unavailable; please retry."
+            ) from exc
+        if not found:
             raise HTTPException(
                 status.HTTP_404_NOT_FOUND, "No recording with this file_id and file_extension."
             )

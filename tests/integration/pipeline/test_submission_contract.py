@@ -13,6 +13,7 @@ from tests.fixtures.audio import spoken_clip
 from tests.fixtures.driver import StatusFollower
 from tests.fixtures.processes import ManagedProcess
 from tests.fixtures.stack import StackConfig, start_api
+from tests.fixtures.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 USER = "dr_contract"
@@ -86,3 +87,25 @@ async def test_topics_are_created_with_partitions_and_compaction(
         assert entries["cleanup.policy"] == "compact"
     finally:
         await admin.close()
+
+
+def test_storage_outage_answers_503_not_500(stack_config: StackConfig, tmp_path: Path) -> None:
+    port = int(stack_config.s3_url.rsplit(":", 1)[1])
+    proxy = TcpProxy("127.0.0.1", port)
+    proxy.start()
+    proc, url = start_api(stack_config, MEDVOICE_S3_ENDPOINT_URL=proxy.url)
+    client = stack_config.client(url)
+    try:
+        file_id = upload(client, spoken_clip(SHORT_TEXT, "mp3", tmp_path), "mp3").json()["file_id"]
+        params = {"file_id": file_id, "file_extension": "mp3"}
+        assert client.post(f"/process_audio_v2/{USER}", params=params).status_code == 200
+        proxy.cut()
+        down = client.post(f"/process_audio_v2/{USER}", params=params)
+        assert down.status_code == 503 and "retry" in down.json()["detail"]
+        assert "127.0.0.1" not in down.text
+        proxy.start()
+        assert client.post(f"/process_audio_v2/{USER}", params=params).status_code == 200
+    finally:
+        client.close()
+        proc.terminate()
+        proxy.cut()
