@@ -124,3 +124,12 @@ def wait_until(cond: Any, timeout_s: float, what: str, poll_s: float = 0.2) -> N
             return
         time.sleep(poll_s)
     raise RuntimeError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def tool(name: str) -> str | None:
+    """``name`` on PATH or next to this interpreter (the venv's bin, not activated by make)."""
+    import shutil
+    import sys
+
+    local = Path(sys.executable).parent / name
+    return str(local) if local.exists() else shutil.which(name)

@@ -3,7 +3,6 @@ directly in one process; worker memory; a py-spy profile of the worker under loa
 
 import asyncio
 import json
-import shutil
 import subprocess
 import time
 from collections import Counter
@@ -12,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.clips import Clip
-from bench.common import Services, cpu_seconds, median, percentile, proc_status, spread
+from bench.common import Services, cpu_seconds, median, percentile, proc_status, spread, tool
 from processors.asr.base import AsrOptions
 from processors.asr.whisper import WhisperBackend
 from processors.audio import decode
@@ -248,11 +247,11 @@ def run(
         flush=True,
     )
     prof: dict[str, Any] = {}
-    if profile and shutil.which("py-spy"):
+    if profile and tool("py-spy"):
         prof_raw = raw / "worker-profile.txt"
         spy = subprocess.Popen(
             [
-                "py-spy",
+                str(tool("py-spy")),
                 "record",
                 "-p",
                 str(worker.pid),

@@ -37,7 +37,7 @@ def plots(results: dict[str, Any], out_dir: Path) -> list[str]:
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
         for target, data in sub["targets"].items():
             levels = sorted(int(c) for c in data["levels"])
-            lv = [data["levels"][c] for c in levels]
+            lv = [data["levels"][str(c)] for c in levels]
             ax1.errorbar(
                 levels,
                 [x["rps"]["median"] for x in lv],

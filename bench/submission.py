@@ -12,7 +12,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from bench.common import Services, cpu_seconds, proc_status, spread
+from bench.common import Services, cpu_seconds, proc_status, spread, tool
 from tests.fixtures.driver import put_audio
 from tests.fixtures.kafka_broker import free_port
 from tests.fixtures.processes import ManagedProcess, python_module
@@ -110,17 +110,16 @@ async def _read_submitted(bootstrap: str, topic: str, expected: set[str]) -> tup
 
 def _profile_api(pid: int, url: str, path: str, token: str, raw: Path) -> dict[str, Any]:
     """py-spy on the API during a 32-connection wrk run (not one of the measured runs)."""
-    import shutil
     import signal
 
     from bench.pipeline import summarise_profile
 
-    if not shutil.which("py-spy"):
+    if not tool("py-spy"):
         return {"error": "py-spy not installed"}
     out = raw / "api-profile.txt"
     spy = subprocess.Popen(
         [
-            "py-spy",
+            str(tool("py-spy")),
             "record",
             "-p",
             str(pid),

@@ -145,11 +145,17 @@ class TaskProcessor:
             return
         if attempt == 0:
             metrics.TASKS_STARTED.labels(self.backend).inc()
-        await self._set_status(sub, TaskStatus.PROCESSING, attempt)
+        # The "processing" status is published while the work starts; it is acknowledged
+        # before any later record of the task is sent, so their order holds.
+        started = asyncio.ensure_future(self._set_status(sub, TaskStatus.PROCESSING, attempt))
         metrics.IN_FLIGHT.inc()
         try:
             doc, fresh = await pipeline.run(self.ctx, sub)
+        except asyncio.CancelledError:
+            started.cancel()
+            raise
         except TaskError as err:
+            await started
             if err.transient:
                 await self._retry_or_dead_letter(event, sub, err)
             else:
@@ -157,6 +163,7 @@ class TaskProcessor:
             return
         finally:
             metrics.IN_FLIGHT.dec()
+        await started
         if not fresh:
             metrics.TASKS_DUPLICATE.inc()
         await self._complete(sub, doc, attempt, headers.get(TRACEPARENT))
@@ -166,9 +173,11 @@ class TaskProcessor:
     ) -> None:
         uri = pipeline.transcript_uri(self.ctx, sub.user_id, str(sub.task_id))
         extra = {TRACEPARENT: traceparent} if traceparent else None
-        await self._send("ready", str(sub.task_id), ready_event(sub, doc, uri).to_bytes(), extra)
-        summary = summary_of(doc, uri)
-        await self._set_status(sub, TaskStatus.COMPLETED, attempt, transcript=summary)
+        ready = ready_event(sub, doc, uri).to_bytes()
+        await asyncio.gather(  # two topics: no order between them to keep
+            self._send("ready", str(sub.task_id), ready, extra),
+            self._set_status(sub, TaskStatus.COMPLETED, attempt, transcript=summary_of(doc, uri)),
+        )
         metrics.TASKS_COMPLETED.labels(self.backend).inc()
         self._observe_e2e(sub, "completed")
 

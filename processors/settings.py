@@ -18,7 +18,7 @@ class WorkerOptions(BaseModel):
     store: str = "memory://"  # production: rocksdb:// (local state survives a restart)
     data_dir: Path = Path("/tmp/medvoice-worker")  # noqa: S108 - Faust's table dir; k8s mounts a volume
     batch_size: int = Field(default=8, ge=1)  # events taken and processed concurrently
-    batch_within_s: float = 0.05  # how long to wait to fill a batch before processing it
+    batch_within_s: float = 0.01  # a lone event waits this long for company (latency cost)
     asr_concurrency: int = Field(default=1, ge=1)  # parallel ASR calls (threads / gRPC calls)
     decode_concurrency: int = Field(default=2, ge=1)
     session_timeout_s: float = 10.0  # a dead worker's partitions move after this
