@@ -115,7 +115,15 @@ def run(
     env = {"MEDVOICE_ASR_BACKEND": "riva", "MEDVOICE_RIVA_URI": uri}
     variants = [(1, {}), (2, {})]
     if extra_riva_concurrency > 1:
-        variants.append((1, {"MEDVOICE_WORKER__ASR_CONCURRENCY": str(extra_riva_concurrency)}))
+        variants.append(
+            (
+                1,
+                {
+                    "MEDVOICE_WORKER__ASR_CONCURRENCY": str(extra_riva_concurrency),
+                    "MEDVOICE_WORKER__BATCH_SIZE": str(2 * extra_riva_concurrency),
+                },
+            )
+        )
     for workers, more in variants:
         res = _config(services, riva_clips, warm, workers, reps, {**env, **more}, [riva.pid])
         res["backend"] = "riva (simulated service time)"

@@ -65,18 +65,24 @@ class TaskProcessor:
         self.out = outputs
         self.topics = topics
         self.backend = ctx.backend.name
-        self.batches_done = 0
 
     async def consume_submitted(self, stream: Stream[bytes]) -> AsyncIterator[None]:
-        """Agent over ``audio.submitted``: small batches, processed concurrently.
+        """Agent over ``audio.submitted``.
 
-        Offsets advance only when the whole batch is finished (``take_events`` acks
-        after the loop body), so a crash redelivers unfinished work and never skips it.
+        With ``batch_size`` 1 (the default: one CPU backend call at a time) events are
+        handled one by one on Faust's plain stream. With more (a remote backend that
+        batches), events are taken in small batches and handled concurrently; offsets
+        advance only when the whole batch is finished (``take_events`` acks after the loop
+        body), so a crash redelivers unfinished work and never skips it.
         """
         w = self.ctx.settings.worker
+        if w.batch_size == 1:
+            async for event in stream.events():
+                await self._guarded(event)
+                yield None
+            return
         async for batch in stream.take_events(w.batch_size, within=w.batch_within_s):
             await asyncio.gather(*(self._guarded(ev) for ev in batch))
-            self.batches_done += 1
             yield None
 
     async def consume_retry(self, stream: Stream[bytes]) -> AsyncIterator[None]:

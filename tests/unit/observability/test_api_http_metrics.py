@@ -16,7 +16,11 @@ from tests.fixtures.fake_api import FakeApi, fake_api
 
 SECRET = tokens.new_secret()
 USER = "dr_metrics-7"
-AUTH = {"Authorization": f"Bearer {tokens.hs256(SECRET, USER)}"}
+
+
+def auth() -> dict[str, str]:
+    """A fresh bearer header (minted per use: collection may be long before the test runs)."""
+    return {"Authorization": f"Bearer {tokens.hs256(SECRET, USER)}"}
 
 
 @pytest.fixture
@@ -35,7 +39,7 @@ async def test_requests_are_counted_by_route_template(api: FakeApi) -> None:
     before = requests("/tasks/{task_id}", "GET", "4xx"), requests("unmatched", "GET", "4xx")
     health = requests("/healthz", "GET", "2xx")
     assert (await api.client.get("/healthz")).status_code == 200
-    assert (await api.client.get(f"/tasks/{uuid.uuid4()}", headers=AUTH)).status_code == 404
+    assert (await api.client.get(f"/tasks/{uuid.uuid4()}", headers=auth())).status_code == 404
     assert (await api.client.get("/no/such/path")).status_code == 404
     assert requests("/healthz", "GET", "2xx") == health + 1
     assert requests("/tasks/{task_id}", "GET", "4xx") == before[0] + 1
@@ -43,7 +47,7 @@ async def test_requests_are_counted_by_route_template(api: FakeApi) -> None:
 
 
 async def test_metrics_carry_no_ids(api: FakeApi) -> None:
-    await api.client.get(f"/uploads/{USER}/nothing", headers=AUTH)
+    await api.client.get(f"/uploads/{USER}/nothing", headers=auth())
     body = (await api.client.get("/metrics")).text
     assert USER not in body
     for family in text_string_to_metric_families(body):
@@ -66,7 +70,7 @@ async def test_a_submission_without_a_valid_traceparent_gets_a_fresh_one(
 
     api.publisher.submit = submit  # type: ignore[method-assign]
     api.storage.objects[audio_object_key(USER, "f1", AudioExtension.M4A)] = b"audio"
-    headers = {**AUTH, "traceparent": incoming} if incoming else AUTH
+    headers = {**auth(), "traceparent": incoming} if incoming else auth()
     resp = await api.client.post(f"/process_audio_v2/{USER}?file_id=f1", headers=headers)
     assert resp.status_code == 200, resp.text
     ((name, value),) = sent[0]
