@@ -157,9 +157,6 @@ class TaskProcessor:
         metrics.IN_FLIGHT.inc()
         try:
             doc, fresh = await pipeline.run(self.ctx, sub)
-        except asyncio.CancelledError:
-            started.cancel()
-            raise
         except TaskError as err:
             await started
             if err.transient:
@@ -167,6 +164,9 @@ class TaskProcessor:
             else:
                 await self._fail(sub, err, attempt)
             return
+        except BaseException:
+            started.cancel()  # cancelled, or a bug: the caller reroutes the event
+            raise
         finally:
             metrics.IN_FLIGHT.dec()
         await started
