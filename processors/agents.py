@@ -65,6 +65,7 @@ class TaskProcessor:
         self.out = outputs
         self.topics = topics
         self.backend = ctx.backend.name
+        metrics.initialise(self.backend)
 
     async def consume_submitted(self, stream: Stream[bytes]) -> AsyncIterator[None]:
         """Agent over ``audio.submitted``.
@@ -298,7 +299,7 @@ class TaskProcessor:
         return key.decode(errors="replace") if isinstance(key, bytes) else str(key or "")
 
     @staticmethod
-    def _observe_e2e(sub: AudioSubmitted, outcome: str) -> None:
+    def _observe_e2e(sub: AudioSubmitted, outcome: metrics.Outcome) -> None:
         elapsed = (datetime.now(UTC) - sub.submitted_at).total_seconds()
         metrics.E2E_SECONDS.labels(outcome).observe(max(0.0, elapsed))
 

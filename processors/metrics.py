@@ -6,13 +6,18 @@ Labels are bounded: stage, backend, error code, outcome. Never a user, task or f
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Literal, get_args
 
 from prometheus_client import Counter, Gauge, Histogram
+
+from processors.errors import ErrorCode
 
 # Stages take from milliseconds (download of a small clip) to minutes (ASR of an hour).
 STAGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900)
 # End to end includes queueing behind other tasks: up to an hour under a backlog.
 E2E_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+Stage = Literal["download", "decode", "asr", "upload"]
+Outcome = Literal["completed", "failed"]
 RTF_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 5)
 
 TASKS_STARTED = Counter("medvoice_tasks_started_total", "Tasks taken for processing.", ["backend"])
@@ -56,8 +61,27 @@ BACKEND_UP = Gauge(
 )
 
 
+def initialise(backend: str) -> None:
+    """Create every labelled counter series at zero when the worker starts.
+
+    Prometheus sees no increase in a series that first appears already at 1, so without
+    this the alerts on completions and dead letters would miss the first ones, and rates
+    of the histograms would start one scrape late.
+    """
+    for per_backend in (TASKS_STARTED, TASKS_COMPLETED, AUDIO_SECONDS, RTF):
+        per_backend.labels(backend)
+    for name in get_args(Stage):
+        STAGE_SECONDS.labels(name, backend)
+    for outcome in get_args(Outcome):
+        E2E_SECONDS.labels(outcome)
+    for code in ErrorCode:
+        TASKS_FAILED.labels(code)
+        RETRIES.labels(code)
+        DLQ_RECORDS.labels(code)
+
+
 @contextmanager
-def stage(name: str, backend: str, timings: dict[str, float] | None = None) -> Iterator[None]:
+def stage(name: Stage, backend: str, timings: dict[str, float] | None = None) -> Iterator[None]:
     """Time the block as stage ``name``; also store its seconds in ``timings`` (for logs)."""
     started = time.perf_counter()
     try:

@@ -4,6 +4,7 @@ The same dictation set and scoring as ``bench/vocabulary.py`` (``tests/fixtures/
 its report, ``bench/results/vocabulary.md``, has the figures and the naive strategies.
 """
 
+from difflib import SequenceMatcher
 from typing import NamedTuple
 
 import numpy as np
@@ -21,10 +22,12 @@ CPU_THREADS = 2  # the test machine's cores; tiny.en takes ~1 s a clip per pass 
 
 MISHEARD = DICTATIONS[[d.key for d in DICTATIONS].index("furosemide")]
 MISHEARD_TERM = "furosemide"
-PLAIN_OUTPUT = "Give your most mind 40 milligrams for the pulmonary edema."
-"""What tiny.en (int8, beam 5) wrote for MISHEARD without the vocabulary."""
-GUARDED_OUTPUT = "Give furosemide 40 milligrams for the pulmonary edema."
-"""What it wrote with the packaged vocabulary (the guarded strategy)."""
+# What tiny.en (int8, beam 5) wrote for MISHEARD, without and with the packaged vocabulary.
+# The plain mishearing depends on the CPU's int8 kernels, so the test asserts the shape of
+# the fix (only the misheard span changed, into the term), not one machine's words:
+#   plain, Xeon of 2026-11-25:  "Give your most mind 40 milligrams for the pulmonary edema."
+#   plain, Xeon of 2026-11-26:  "Give your osmide 40 milligrams for the pulmonary edema."
+#   guarded, both:              "Give furosemide 40 milligrams for the pulmonary edema."
 
 
 @pytest.fixture(scope="module")
@@ -94,14 +97,19 @@ def test_vocabulary_fixes_a_misheard_drug_and_nothing_else(
     plain = _text(passes[MISHEARD.key].plain)
     guarded = passes[MISHEARD.key].guarded
 
-    assert MISHEARD_TERM not in plain.casefold(), plain
-    assert MISHEARD_TERM in _text(guarded).casefold(), _text(guarded)
-    # the recorded outputs: tiny.en int8 is deterministic for a given CTranslate2 build and CPU
-    assert _words(plain) == _words(PLAIN_OUTPUT)
-    assert _words(_text(guarded)) == _words(GUARDED_OUTPUT)
-    # only the misheard words changed, and the new word has its time and probability
-    said = [w for w in _words(_text(guarded)) if w != MISHEARD_TERM]
-    assert all(w in _words(plain) for w in said)
+    shown = f"plain: {plain!r}, with vocabulary: {_text(guarded)!r}"
+    assert MISHEARD_TERM not in plain.casefold(), shown
+    assert MISHEARD_TERM in _text(guarded).casefold(), shown
+    # only the misheard words changed: one replaced span, and what replaced it is the term
+    before, after = _words(plain), _words(_text(guarded))
+    changes = [op for op in SequenceMatcher(a=before, b=after).get_opcodes() if op[0] != "equal"]
+    assert len(changes) == 1, shown
+    tag, _, _, b_start, b_end = changes[0]
+    assert tag == "replace" and after[b_start:b_end] == [MISHEARD_TERM], shown
+    # the rest of the sentence is what was said
+    spoken = _words(MISHEARD.text.replace("forty", "40"))
+    assert after == spoken, shown
+    # and the new word has its time and probability
     term = next(w for seg in guarded.segments for w in seg.words if MISHEARD_TERM in w.word.lower())
     assert 0.0 <= term.start_s < term.end_s <= len(pcm) / 16_000 + 0.5
     assert 0.0 < term.confidence <= 1.0

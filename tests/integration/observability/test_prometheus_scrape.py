@@ -114,6 +114,8 @@ def workload(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) -
     prom = deployment.prometheus
     prom.wait_for('sum(up{job=~"medvoice-(api|worker)"})', lambda v: v == 2, SCRAPE_WAIT_S)
     prom.wait_for("count(medvoice_events_published_total)", lambda v: v == 1, SCRAPE_WAIT_S)
+    # the worker's counters exist at zero before its first task, so increase() sees it
+    prom.wait_for("count(medvoice_tasks_completed_total)", lambda v: v == 1, SCRAPE_WAIT_S)
     deployment.baseline_completed = prom.scalar("sum(medvoice_tasks_completed_total)") or 0.0
     work: Path = tmp_path_factory.mktemp("clips")
     plain = spoken_clip(SENTENCE, "m4a", work)
