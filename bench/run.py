@@ -77,7 +77,7 @@ def _scaling_notes(sc: dict[str, Any]) -> list[str]:
             f"{1 / wc:.0f} audio s/s; throughput is set by the ASR service: with one call in "
             f"flight per worker it is workers / service time per audio s "
             f"(= {1 / sc['service_time_per_audio_s']:.0f} audio s/s per worker here), so it "
-            f"scales with workers and with `MEDVOICE_WORKER__ASR_CONCURRENCY` until the "
+            f"scales with workers (one task in flight each, partitions ≥ workers) until the "
             f"server saturates. A GPU changes which model applies: faster-whisper on CUDA "
             f"(`MEDVOICE_WHISPER_DEVICE=cuda`) or Riva on a GPU take the ASR cost off these "
             f"cores, leaving the worker's own cost above; the GPU's batch throughput is then "

@@ -98,7 +98,6 @@ def run(
     warm: list[Clip],
     reps: int,
     service_time_per_audio_s: float,
-    extra_riva_concurrency: int = 4,
 ) -> dict[str, Any]:
     """Measure every configuration; returns the section's data."""
     out: dict[str, Any] = {"partitions": PARTITIONS, "configs": []}
@@ -113,25 +112,12 @@ def run(
     riva, uri = start_riva_sim(services.work_dir / "logs", service_time_per_audio_s)
     services.started.append(riva)
     env = {"MEDVOICE_ASR_BACKEND": "riva", "MEDVOICE_RIVA_URI": uri}
-    variants = [(1, {}), (2, {})]
-    if extra_riva_concurrency > 1:
-        variants.append(
-            (
-                1,
-                {
-                    "MEDVOICE_WORKER__ASR_CONCURRENCY": str(extra_riva_concurrency),
-                    "MEDVOICE_WORKER__BATCH_SIZE": str(2 * extra_riva_concurrency),
-                },
-            )
-        )
-    for workers, more in variants:
-        res = _config(services, riva_clips, warm, workers, reps, {**env, **more}, [riva.pid])
+    for workers in (1, 2):
+        res = _config(services, riva_clips, warm, workers, reps, env, [riva.pid])
         res["backend"] = "riva (simulated service time)"
-        res["asr_concurrency"] = int(more.get("MEDVOICE_WORKER__ASR_CONCURRENCY", "1"))
         out["configs"].append(res)
         print(
-            f"  scaling riva-sim x{workers} (asr_concurrency {res['asr_concurrency']}): "
-            f"{res['audio_per_wall']['median']:.1f} audio s/s",
+            f"  scaling riva-sim x{workers}: {res['audio_per_wall']['median']:.1f} audio s/s",
             flush=True,
         )
     riva.terminate()

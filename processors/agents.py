@@ -6,15 +6,15 @@ raised (DESIGN.md §7), so nothing may escape ``_handle``.
 
 import asyncio
 import logging
+import signal
 import time
-import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
-from faust.streams import Stream, _current_event
+from faust.streams import Stream
 from faust.types import EventT, TableT
 from pydantic import ValidationError
 
@@ -49,6 +49,11 @@ _replay: ContextVar[int] = ContextVar("medvoice_replay", default=0)
 MISSING_OBJECT_ATTEMPTS = 3  # a missing recording is looked for again twice, then it fails
 
 
+def _terminate_self() -> None:
+    """Ask this process to shut down gracefully (Faust's SIGTERM handler)."""
+    signal.raise_signal(signal.SIGTERM)
+
+
 class TaskProcessor:
     """Handles AudioSubmitted events for one worker process."""
 
@@ -58,8 +63,13 @@ class TaskProcessor:
         table: TableT[str, Any],
         outputs: dict[str, faust.TopicT],
         topics: Topics,
+        stop_worker: Callable[[], None] = _terminate_self,
     ) -> None:
-        """Bind the processor to its context, status table and output topics."""
+        """Bind the processor to its context, status table and output topics.
+
+        ``stop_worker`` asks the worker process to shut down gracefully.
+        """
+        self.stop_worker = stop_worker
         self.ctx = ctx
         self.table = table
         self.out = outputs
@@ -68,22 +78,18 @@ class TaskProcessor:
         metrics.initialise(self.backend)
 
     async def consume_submitted(self, stream: Stream[bytes]) -> AsyncIterator[None]:
-        """Agent over ``audio.submitted``.
+        """Agent over ``audio.submitted``: one event at a time, in partition order.
 
-        With ``batch_size`` 1 (the default: one CPU backend call at a time) events are
-        handled one by one on Faust's plain stream. With more (a remote backend that
-        batches), events are taken in small batches and handled concurrently; offsets
-        advance only when the whole batch is finished (``take_events`` acks after the loop
-        body), so a crash redelivers unfinished work and never skips it.
+        Faust acks an event when the loop body has finished with it, so the committed
+        offset never passes a task that is not done. Handling events concurrently in one
+        stream (``take_events`` batches, agent ``concurrency``) breaks that: Faust 0.15
+        commits past an unfinished event at the head of the acked run (faust-streaming
+        issue 606) and acks events of the previous generation it skips after a rebalance;
+        a SIGKILL test with batches of 4 lost tasks. Throughput scales with workers and
+        partitions instead.
         """
-        w = self.ctx.settings.worker
-        if w.batch_size == 1:
-            async for event in stream.events():
-                await self._guarded(event)
-                yield None
-            return
-        async for batch in stream.take_events(w.batch_size, within=w.batch_within_s):
-            await asyncio.gather(*(self._guarded(ev) for ev in batch))
+        async for event in stream.events():
+            await self._guarded(event)
             yield None
 
     async def consume_retry(self, stream: Stream[bytes]) -> AsyncIterator[None]:
@@ -91,26 +97,21 @@ class TaskProcessor:
 
         Waiting here holds back only the retry topic's partitions, never new work.
         """
-        w = self.ctx.settings.worker
-        async for batch in stream.take_events(w.batch_size, within=w.batch_within_s):
-            for ev in batch:
-                due_ms = header_int(header_dict(ev.message.headers), NOT_BEFORE_MS, 0)
-                delay = due_ms / 1000 - time.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            await asyncio.gather(*(self._guarded(ev) for ev in batch))
+        async for event in stream.events():
+            due_ms = header_int(header_dict(event.message.headers), NOT_BEFORE_MS, 0)
+            delay = due_ms / 1000 - time.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await self._guarded(event)
             yield None
 
     async def _guarded(self, event: EventT[bytes]) -> None:
-        # Table reads and writes find their partition through Faust's current event;
-        # each concurrent handler runs in its own task, so set it to its own event.
-        _current_event.set(weakref.ref(event))
         try:
             await self._handle(event)
         except asyncio.CancelledError:
-            # Shutdown or rebalance mid-task: keep one reference on the message so the
-            # batch's ack cannot mark it done; its offset is not committed and the
-            # next owner of the partition processes it again (idempotently).
+            # Shutdown mid-task: keep one reference on the message so the stream's ack
+            # cannot mark it done; its offset is not committed and the next owner of the
+            # partition processes it again (idempotently).
             event.message.incref()
             raise
         except Exception:
@@ -123,8 +124,20 @@ class TaskProcessor:
             try:
                 await self._retry_or_dead_letter(event, _parse(event.value), err)
             except Exception:
-                event.message.incref()  # not acked: redelivered after a restart
-                log.exception("could not reroute a failed task; left unacknowledged")
+                log.critical("could not reroute a failed task; stopping this worker", exc_info=True)
+                await self._hold_until_stopped(event)
+
+    async def _hold_until_stopped(self, event: EventT[bytes]) -> None:
+        """Keep ``event`` unacknowledged and stop the worker, so it is delivered again.
+
+        Going on to the next event is not safe: Faust would commit past one unacked event
+        at the head of the acked ones. The worker stops (SIGTERM, the same path as a
+        rollout), this handler waits until shutdown cancels it, and the orchestrator
+        starts the worker again; the event's offset was never committed.
+        """
+        event.message.incref()
+        self.stop_worker()
+        await asyncio.Event().wait()
 
     async def _handle(self, event: EventT[bytes]) -> None:
         headers = header_dict(event.message.headers)

@@ -17,10 +17,6 @@ class WorkerOptions(BaseModel):
     web_port: int = Field(default=6066, ge=1, le=65535)
     store: str = "memory://"  # production: rocksdb:// (local state survives a restart)
     data_dir: Path = Path("/tmp/medvoice-worker")  # noqa: S108 - Faust's table dir; k8s mounts a volume
-    # Events handled concurrently: 1 suits a CPU backend; raise it with asr_concurrency for Riva.
-    batch_size: int = Field(default=1, ge=1)
-    batch_within_s: float = 0.01  # a lone event waits this long for company (latency cost)
-    asr_concurrency: int = Field(default=1, ge=1)  # parallel ASR calls (threads / gRPC calls)
     decode_concurrency: int = Field(default=2, ge=1)
     session_timeout_s: float = 10.0  # a dead worker's partitions move after this
     heartbeat_s: float = 2.0

@@ -16,7 +16,8 @@ def build_context(settings: WorkerSettings) -> PipelineContext:
         settings=settings,
         s3=s3.make_client(settings),
         backend=make_backend(settings),
-        asr_executor=ThreadPoolExecutor(settings.worker.asr_concurrency, thread_name_prefix="asr"),
+        # One ASR call at a time: a worker handles one task at a time (processors.agents).
+        asr_executor=ThreadPoolExecutor(1, thread_name_prefix="asr"),
         io_executor=ThreadPoolExecutor(
             settings.worker.decode_concurrency + 4, thread_name_prefix="io"
         ),

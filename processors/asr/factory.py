@@ -18,5 +18,4 @@ def make_backend(settings: WorkerSettings) -> AsrBackend:
         compute_type=settings.whisper_compute_type,
         cpu_threads=settings.whisper_cpu_threads,
         beam_size=settings.whisper_beam_size,
-        num_workers=settings.worker.asr_concurrency,
     )

@@ -64,9 +64,6 @@ def riva_stack(
             MEDVOICE_RIVA__DIARIZATION="true",
             MEDVOICE_RIVA__MAX_SPEAKERS="2",
             MEDVOICE_RIVA__BOOST_SCORE="30",
-            # The batched path: several events handled concurrently, committed together.
-            MEDVOICE_WORKER__BATCH_SIZE="4",
-            MEDVOICE_WORKER__ASR_CONCURRENCY="2",
         )
         try:
             yield RivaStack(cfg, server, worker)
