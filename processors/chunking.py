@@ -1,5 +1,7 @@
 """Cutting long audio into chunks a backend accepts, and stitching the results back."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import numpy.typing as npt
 
@@ -39,13 +41,30 @@ def transcribe_chunked(
     samples: npt.NDArray[np.float32],
     options: AsrOptions,
     max_chunk_s: float,
+    *,
+    parallel: int = 1,
 ) -> tuple[Transcript, ChunkingInfo]:
-    """Transcribe ``samples`` chunk by chunk; word and segment times are global."""
+    """Transcribe ``samples`` chunk by chunk; word and segment times are global.
+
+    Args:
+        backend: the recogniser.
+        samples: 16 kHz mono audio.
+        options: passed to every call.
+        max_chunk_s: the longest chunk one call gets.
+        parallel: chunks sent at once (a remote server batches them); results keep
+            the chunks' order either way.
+
+    Raises:
+        TaskError: the first failing chunk's error, in chunk order; chunks not yet
+            started are not sent.
+    """
     bounds = chunk_bounds(samples, max_chunk_s)
+    pieces = [samples[start:end] for start, end in bounds]
     segments: list[Segment] = []
     language = options.language
-    for start, end in bounds:
-        part = backend.transcribe(samples[start:end], options)
+    for (start, _), part in zip(
+        bounds, _recognise_all(backend, pieces, options, parallel), strict=True
+    ):
         language = part.language or language
         segments.extend(_shift(seg, start / SAMPLE_RATE) for seg in part.segments)
     info = ChunkingInfo(
@@ -53,6 +72,22 @@ def transcribe_chunked(
         chunks=[(round(s / SAMPLE_RATE, 3), round(e / SAMPLE_RATE, 3)) for s, e in bounds],
     )
     return Transcript(segments=segments, language=language), info
+
+
+def _recognise_all(
+    backend: AsrBackend,
+    pieces: list[npt.NDArray[np.float32]],
+    options: AsrOptions,
+    parallel: int,
+) -> list[Transcript]:
+    if parallel <= 1 or len(pieces) <= 1:
+        return [backend.transcribe(piece, options) for piece in pieces]
+    pool = ThreadPoolExecutor(min(parallel, len(pieces)), thread_name_prefix="asr-chunk")
+    try:
+        futures = [pool.submit(backend.transcribe, piece, options) for piece in pieces]
+        return [future.result() for future in futures]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _shift(seg: Segment, offset_s: float) -> Segment:

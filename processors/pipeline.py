@@ -117,7 +117,11 @@ def recognise(ctx: PipelineContext, event: AudioSubmitted, pcm: Pcm) -> Transcri
     """Run the backend over the whole recording (chunked) and build the document."""
     options = AsrOptions(vocabulary=ctx.vocabulary.terms if ctx.vocabulary else ())
     transcript, chunking = transcribe_chunked(
-        ctx.backend, pcm.samples, options, ctx.settings.chunk_s
+        ctx.backend,
+        pcm.samples,
+        options,
+        ctx.settings.chunk_s,
+        parallel=ctx.backend.parallel_chunks,
     )
     vocab = None
     if ctx.vocabulary is not None:

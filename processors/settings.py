@@ -43,6 +43,8 @@ class RivaOptions(BaseModel):
     max_speakers: int = Field(default=2, ge=1)
     boost_score: float = 20.0  # Riva's recommended range for word boosting is 20-100
     max_message_mb: int = Field(default=64, ge=4)
+    # Chunks of one long recording in flight at once, so the server can batch them.
+    parallel_chunks: int = Field(default=4, ge=1)
     deadline_s: float = Field(default=120.0, gt=0)
 
 

@@ -189,8 +189,10 @@ def accepted_replacements(
     The two word sequences are aligned. In each stretch where they differ, every vocabulary
     term the boosted words write (and the plain words do not) is matched with the run of
     plain words in that stretch that resembles it best; the term's words replace that run
-    only when it scores at least ``threshold`` and the plain pass was not confident of it.
-    All other differences (other words, pure insertions) keep the plain words.
+    only when it scores at least ``threshold``, no other offered term resembles the run
+    more (a heard "echocardiogram" is never turned into "electrocardiogram"), and the plain
+    pass was not confident of it. All other differences (other words, pure insertions)
+    keep the plain words.
 
     Args:
         plain: the unboosted pass's words, in order.
@@ -216,6 +218,9 @@ def accepted_replacements(
             written = _run_writing(term, boosted, j1, j2)
             start, end, score = _best_run(term, plain, i1, i2)
             if written is None or score < threshold:
+                continue
+            rivals = term_scores([t for t in terms if t != term], plain[start:end])
+            if any(s > score for s in rivals.values()):
                 continue
             if plain_confidence is not None:
                 mean = sum(plain_confidence[start:end]) / (end - start)

@@ -32,6 +32,8 @@ class AsrBackend(Protocol):
     name: str
     model: str
     confidence_meaning: str
+    parallel_chunks: int
+    """Chunks of one recording it may be sent at once (1: one after another)."""
 
     def transcribe(self, pcm: npt.NDArray[np.float32], options: AsrOptions) -> Transcript:
         """Recognise 16 kHz mono float32 ``pcm``.

@@ -53,6 +53,7 @@ class RivaBackend:
         """
         self._opts = options or RivaOptions()
         self.model = self._opts.model or "riva (server default offline model)"
+        self.parallel_chunks = self._opts.parallel_chunks
         self._max_bytes = self._opts.max_message_mb * _MIB
         metadata: list[list[str]] = []
         if self._opts.function_id:

@@ -29,6 +29,7 @@ class WhisperBackend:
 
     name = "whisper"
     confidence_meaning = CONFIDENCE_MEANING["whisper"]
+    parallel_chunks = 1  # CPU-bound: more at once only share the same cores
 
     def __init__(
         self,

@@ -64,6 +64,7 @@ def riva_stack(
             MEDVOICE_RIVA__DIARIZATION="true",
             MEDVOICE_RIVA__MAX_SPEAKERS="2",
             MEDVOICE_RIVA__BOOST_SCORE="30",
+            MEDVOICE_RIVA__PARALLEL_CHUNKS="3",
         )
         try:
             yield RivaStack(cfg, server, worker)
@@ -88,6 +89,7 @@ def document(stack: RivaStack, task_id: str) -> dict[str, Any]:
 
 async def test_long_dictation_is_chunked_and_stitched(riva_stack: RivaStack) -> None:
     before = len(riva_stack.server.configs)
+    riva_stack.server.in_flight_peak = 0
     task_id, status = await run_task(riva_stack, "long", "m4a")
     assert status.finals(task_id)[0]["status"] == "completed", status.finals(task_id)
     doc = document(riva_stack, task_id)
@@ -110,6 +112,9 @@ async def test_long_dictation_is_chunked_and_stitched(riva_stack: RivaStack) -> 
     sent = riva_stack.server.requests[before:]
     recognize = [r for r in sent if r.method == "Recognize"]
     assert len(recognize) == len(chunks)
+    # the chunks were in flight together (MEDVOICE_RIVA__PARALLEL_CHUNKS=3), so a server
+    # can batch them; the stitching above shows their order was kept
+    assert riva_stack.server.in_flight_peak == min(3, len(chunks))
     assert all(r.audio_bytes <= CHUNK_S * 16_000 * 2 for r in recognize)
     config = recognize[0].config
     boosted = {p for ctx in config.speech_contexts for p in ctx.phrases}

@@ -135,3 +135,21 @@ def test_guard_ignores_non_term_changes() -> None:
     plain = "Stop clapping on the little five days".split()
     boosted = "Stop clapping on all five veins".split()
     assert accepted_replacements(plain, boosted, TERMS) == []
+
+
+def test_guard_never_swaps_a_heard_term_for_a_similar_one() -> None:
+    # seen in CI: the plain pass heard the right term, the boosted pass wrote its neighbour
+    plain = "Order an echocardiogram to assess the mitral valve.".split()
+    boosted = "Order an electrocardiogram to assess the mitral valve.".split()
+    unsure = [0.9, 0.8, 0.5, 0.9, 0.9, 0.9, 0.7, 0.6]
+    offered = ("echocardiogram", "electrocardiogram")
+    replaced = accepted_replacements(plain, boosted, offered, plain_confidence=unsure)
+    assert replaced == []
+    # a misheard term is still fixed when other offered terms resemble it less
+    plain = "Give your most mind 40 milligrams".split()
+    boosted = "Give furosemide 40 milligrams".split()
+    low = [0.41, 0.37, 0.05, 0.58, 0.73, 0.96]
+    offered = ("furosemide", "fluoxetine", "metoprolol")
+    assert accepted_replacements(plain, boosted, offered, plain_confidence=low) == [
+        Replacement(1, 4, 1, 2)
+    ]
