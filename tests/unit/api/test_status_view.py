@@ -3,7 +3,8 @@
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from producer_api.status_view import newer
+from medvoice_common.settings import CommonSettings
+from producer_api.status_view import StatusView, newer
 from schemas.events import ErrorInfo, TaskStatusChanged
 from schemas.status import TaskStatus
 
@@ -50,3 +51,16 @@ def test_a_replay_starts_a_failed_task_afresh() -> None:
     assert not newer(
         change(TaskStatus.COMPLETED, replay=1, dt=30), change(TaskStatus.FAILED, attempt=4)
     )
+
+
+async def test_view_keeps_the_newest_change_and_gives_it_back_whole() -> None:
+    view = StatusView(CommonSettings())
+    done = change(TaskStatus.COMPLETED, dt=5)
+    for c in (change(TaskStatus.QUEUED), change(TaskStatus.PROCESSING, dt=1), done):
+        view.apply(c)
+    view.apply(change(TaskStatus.PROCESSING, attempt=1, dt=9))  # late: the task is final
+    assert view.get(str(TASK)) == done
+    assert view.get(str(uuid.uuid4())) is None
+    replayed = change(TaskStatus.QUEUED, replay=1, dt=20)
+    view.apply(replayed, replayed.to_bytes())
+    assert view.get(str(TASK)) == replayed
