@@ -56,18 +56,29 @@ def _params(quick: bool) -> dict[str, Any]:
 def _scaling_notes(sc: dict[str, Any]) -> list[str]:
     by = {(c["backend"], c["workers"], c.get("asr_concurrency", 1)): c for c in sc["configs"]}
     w1 = by.get(("whisper", 1, 1))
+    w2 = by.get(("whisper", 2, 1))
     r1 = by.get(("riva (simulated service time)", 1, 1))
     notes = []
     if w1:
         cpu = w1["worker_cpu_per_audio_s"]["median"]
+        rate = w1["audio_per_wall"]["median"]
+        gain = w2["audio_per_wall"]["median"] / rate if w2 else 1.0
+        if gain < 1.3:
+            here = "so a second worker adds contention, not capacity (the ~1x above)."
+        else:
+            here = (
+                f"yet a second worker gained {gain:.2f}x: one worker used only "
+                f"{rate * cpu:.1f} cores' worth ({rate:.1f} audio s/s x {cpu:.3f}), its ASR "
+                "threads idle while it decodes, reads S3 and writes Kafka."
+            )
         notes.append(
             f"- **CPU cost**: whisper tiny.en (int8, beam 1) costs {cpu:.3f} CPU s per audio "
             f"second in the worker (all of it: decode, ASR, Kafka, S3). On a machine whose "
             f"cores are free, throughput is bounded by cores / {cpu:.3f} = "
             f"{1 / cpu:.1f} audio s/s per core: about {8 / cpu:.0f} audio s/s on 8 cores and "
             f"{32 / cpu:.0f} on 32, with one worker per 2 cores (`MEDVOICE_WHISPER_CPU_THREADS"
-            f"=2`) and at least as many partitions as workers. Here 2 workers share 2 busy "
-            f"cores, so a second worker adds contention, not capacity (the ~1x above)."
+            f"=2`) and at least as many partitions as workers. Here 2 workers share 2 "
+            f"cores, {here}"
         )
     if r1:
         wc = r1["worker_cpu_per_audio_s"]["median"]
