@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from processors import metrics, pipeline
 from processors.errors import ErrorCode, TaskError
+from processors.offsets import OffsetGuard
 from processors.pipeline import PipelineContext
 from processors.records import (
     ATTEMPT,
@@ -64,12 +65,15 @@ class TaskProcessor:
         outputs: dict[str, faust.TopicT],
         topics: Topics,
         stop_worker: Callable[[], None] = _terminate_self,
+        offsets: OffsetGuard | None = None,
     ) -> None:
         """Bind the processor to its context, status table and output topics.
 
-        ``stop_worker`` asks the worker process to shut down gracefully.
+        ``stop_worker`` asks the worker process to shut down gracefully; ``offsets`` is
+        told which records are handed over and finished (it decides what is committed).
         """
         self.stop_worker = stop_worker
+        self.offsets = offsets
         self.ctx = ctx
         self.table = table
         self.out = outputs
@@ -80,13 +84,10 @@ class TaskProcessor:
     async def consume_submitted(self, stream: Stream[bytes]) -> AsyncIterator[None]:
         """Agent over ``audio.submitted``: one event at a time, in partition order.
 
-        Faust acks an event when the loop body has finished with it, so the committed
-        offset never passes a task that is not done. Handling events concurrently in one
-        stream (``take_events`` batches, agent ``concurrency``) breaks that: Faust 0.15
-        commits past an unfinished event at the head of the acked run (faust-streaming
-        issue 606) and acks events of the previous generation it skips after a rebalance;
-        a SIGKILL test with batches of 4 lost tasks. Throughput scales with workers and
-        partitions instead.
+        What is committed is decided by ``offsets`` (:mod:`processors.offsets`), from
+        the events this agent finishes. Handling events concurrently in one stream
+        (``take_events`` batches) was tried and lost tasks in a SIGKILL test; throughput
+        scales with workers and partitions instead.
         """
         async for event in stream.events():
             await self._guarded(event)
@@ -106,6 +107,9 @@ class TaskProcessor:
             yield None
 
     async def _guarded(self, event: EventT[bytes]) -> None:
+        tp, offset = event.message.tp, event.message.offset
+        if self.offsets is not None:
+            await self.offsets.started(tp, offset)
         try:
             await self._handle(event)
         except asyncio.CancelledError:
@@ -126,6 +130,8 @@ class TaskProcessor:
             except Exception:
                 log.critical("could not reroute a failed task; stopping this worker", exc_info=True)
                 await self._hold_until_stopped(event)
+        if self.offsets is not None:
+            self.offsets.finished(tp, offset)
 
     async def _hold_until_stopped(self, event: EventT[bytes]) -> None:
         """Keep ``event`` unacknowledged and stop the worker, so it is delivered again.

@@ -8,6 +8,7 @@ from processors.agents import TaskProcessor
 from processors.faust_config import app_settings
 from processors.health import Readiness, register_routes
 from processors.lag import register_lag
+from processors.offsets import OffsetGuard
 from processors.pipeline import PipelineContext
 
 STATUS_TABLE = "task_status"
@@ -40,7 +41,9 @@ def create_app(ctx: PipelineContext) -> tuple[faust.App, TaskProcessor]:
     }
     # Keyed by task_id like its source topics, with as many partitions (DESIGN.md §7).
     table = app.Table(STATUS_TABLE, default=None, partitions=parts, help="Task status by task_id.")
-    processor = TaskProcessor(ctx, table, outputs, topics)
+    offsets = OffsetGuard(app, (topics.submitted, topics.retry))
+    offsets.install()
+    processor = TaskProcessor(ctx, table, outputs, topics, offsets=offsets)
     agents: list[tuple[faust.TopicT, str, Any]] = [
         (submitted, "transcribe", processor.consume_submitted),
         (retry, "retry", processor.consume_retry),

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
+from faust.types import TP
 
 from processors.agents import TaskProcessor
 from schemas.topics import Topics
@@ -19,6 +20,8 @@ class FakeMessage:
         self.refs = 0
         self.headers: list[tuple[str, bytes]] = []
         self.key = b"k"
+        self.tp = TP("t.audio.submitted", 0)
+        self.offset = 7
 
     def incref(self) -> None:
         self.refs += 1
