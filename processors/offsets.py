@@ -37,7 +37,7 @@ class OffsetGuard:
     """Guards the committed offsets of ``topics`` in ``app``'s consumer."""
 
     def __init__(self, app: faust.App, topics: Iterable[str]) -> None:
-        """Bind to ``app``; :meth:`install` hooks the consumer when the worker starts."""
+        """Bind to ``app``; :meth:`install` then hooks its consumer (once, before it runs)."""
         self.app = app
         self.topics = frozenset(topics)
         self._parts: dict[TP, _Partition] = {}
