@@ -35,7 +35,8 @@ class PipelineContext:
     s3: S3Client
     backend: AsrBackend
     asr_executor: Executor
-    """Bounded pool for recognition: its width is the number of concurrent ASR calls."""
+    """Pool that runs recognition off the event loop (one task at a time per worker; a
+    backend with ``parallel_chunks`` > 1 sends a recording's chunks together from there)."""
     io_executor: Executor
     """Pool for blocking S3 calls and decoding."""
     vocabulary: Vocabulary | None = None
