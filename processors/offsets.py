@@ -30,7 +30,7 @@ class _Partition:
     def __init__(self, base: int) -> None:
         self.mark = base  # every offset below is finished: what may be committed
         self.expected = base  # the next offset the stream should hand over
-        self.finished: set[int] = set()  # finished offsets at or above ``mark``
+        self.finished: set[int] = set()  # finished offsets above ``mark``
 
 
 class OffsetGuard:
@@ -113,10 +113,9 @@ class OffsetGuard:
                 "records expired before this worker read them",
                 extra={"topic": tp.topic, "partition": tp.partition, "to_offset": earliest},
             )
-            part.expected = earliest
-            if part.mark < earliest:
-                part.mark = earliest
-                self.finished(tp, earliest - 1)  # carries the mark over finished records
+            # Everything finished is below ``expected``, so below ``earliest``: start over there.
+            part.mark = part.expected = earliest
+            part.finished.clear()
 
     async def _position(self, tp: TP, first_seen: int) -> int:
         """Where this assignment of ``tp`` starts: its committed offset, else the earliest."""
