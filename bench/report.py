@@ -71,8 +71,6 @@ def plots(results: dict[str, Any], out_dir: Path) -> list[str]:
         fig, ax = plt.subplots(figsize=(6.5, 4.2))
         series: dict[str, list[tuple[int, float, float, float]]] = {}
         for c in sc["configs"]:
-            if c.get("asr_concurrency", 1) != 1:
-                continue
             a = c["audio_per_wall"]
             series.setdefault(c["backend"], []).append(
                 (c["workers"], a["median"], a["min"], a["max"])
@@ -196,9 +194,9 @@ def markdown(results: dict[str, Any], pngs: list[str]) -> str:
         )
     sc = results.get("scaling")
     if sc:
-        by = {(c["backend"], c["workers"], c.get("asr_concurrency", 1)): c for c in sc["configs"]}
+        by = {(c["backend"], c["workers"]): c for c in sc["configs"]}
         for backend in ("whisper", "riva (simulated service time)"):
-            one, two = by.get((backend, 1, 1)), by.get((backend, 2, 1))
+            one, two = by.get((backend, 1)), by.get((backend, 2))
             if one and two:
                 r = two["audio_per_wall"]["median"] / one["audio_per_wall"]["median"]
                 target = ">= 1.8x" if backend.startswith("riva") else "~1x expected (CPU-bound)"
@@ -303,13 +301,13 @@ def markdown(results: dict[str, Any], pngs: list[str]) -> str:
             f"is a sleep of {sc['service_time_per_audio_s']} s per audio second (a GPU Riva "
             "server's order of magnitude), so CPU is not the limit there.",
             "",
-            "| backend | workers | ASR calls in flight per worker | tasks | audio s/wall s | "
+            "| backend | workers | tasks | audio s/wall s | "
             "worker CPU s per audio s | ASR server CPU s per audio s | failed |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for c in sc["configs"]:
             out.append(
-                f"| {c['backend']} | {c['workers']} | {c.get('asr_concurrency', 1)} | "
+                f"| {c['backend']} | {c['workers']} | "
                 f"{c['tasks']} | {_s(c['audio_per_wall'], '{:.1f}')} | "
                 f"{_s(c['worker_cpu_per_audio_s'], '{:.3f}')} | "
                 f"{_s(c['server_cpu_per_audio_s'], '{:.3f}')} | {c['failed']} |"

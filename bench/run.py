@@ -54,10 +54,10 @@ def _params(quick: bool) -> dict[str, Any]:
 
 
 def _scaling_notes(sc: dict[str, Any]) -> list[str]:
-    by = {(c["backend"], c["workers"], c.get("asr_concurrency", 1)): c for c in sc["configs"]}
-    w1 = by.get(("whisper", 1, 1))
-    w2 = by.get(("whisper", 2, 1))
-    r1 = by.get(("riva (simulated service time)", 1, 1))
+    by = {(c["backend"], c["workers"]): c for c in sc["configs"]}
+    w1 = by.get(("whisper", 1))
+    w2 = by.get(("whisper", 2))
+    r1 = by.get(("riva (simulated service time)", 1))
     notes = []
     if w1:
         cpu = w1["worker_cpu_per_audio_s"]["median"]
