@@ -4,40 +4,49 @@ VENV := .venv
 BIN := $(VENV)/bin
 KAFKA_LIB := tests/kafka/target/lib
 
-.PHONY: help install kafka-jars dev test test-unit test-integration bench lint format schemas clean
+.PHONY: help system-deps install kafka-jars dev test test-unit test-integration bench lint format schemas clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
+system-deps:  ## install (as root) or name the system packages the tests need
+	tools/ensure_system_deps.sh test
+
 $(BIN)/python:
-	$(PY) -m venv $(VENV)
+	@$(PY) -c 'import sys; assert (3, 11) <= sys.version_info[:2] < (3, 14), "Python 3.11-3.13 needed"' \
+	  || { echo "make: set PY to a Python 3.11-3.13 interpreter (PY=python3.12 make ...)" >&2; exit 1; }
+	$(PY) -m venv $(VENV) || { echo "make: python3 -m venv failed: install python3-venv" >&2; exit 1; }
 	$(BIN)/pip install --quiet --upgrade pip
 
-install: $(BIN)/python  ## the venv .venv with everything (runtime and dev)
+# Reinstalled whenever pyproject.toml changes, so a pull that adds a dependency just works.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
 
-$(BIN)/faust: | $(BIN)/python
-	$(MAKE) install
+install: $(VENV)/.installed  ## the venv .venv with everything (runtime, dev, dev stack)
 
-kafka-jars: $(KAFKA_LIB)/.done  ## the Apache Kafka broker jars for the tests (Maven, cached in ~/.m2)
+kafka-jars: $(KAFKA_LIB)/.done  ## the Apache Kafka broker jars (Maven, cached in ~/.m2)
 
 $(KAFKA_LIB)/.done: tests/kafka/pom.xml
+	tools/ensure_system_deps.sh kafka
 	mvn -q -B -f tests/kafka/pom.xml dependency:copy-dependencies
 	touch $@
 
-dev: $(BIN)/faust  ## the whole stack on this machine (embedded broker, S3, API :8000, one worker)
+dev: $(VENV)/.installed  ## the whole stack on this machine (embedded broker, S3, API :8000, one worker)
+	tools/ensure_system_deps.sh dev
 	$(BIN)/python -m tools.dev_stack
 
-test: $(BIN)/faust kafka-jars  ## the whole suite against real Apache Kafka, S3 endpoint, workers
-	$(BIN)/python -m pytest
+test: system-deps $(VENV)/.installed kafka-jars  ## the whole suite against real Apache Kafka, S3, workers
+	$(BIN)/python -m pytest; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$rc
 
-test-unit: $(BIN)/faust  ## unit tests only (no network)
+test-unit: $(VENV)/.installed  ## unit tests only (no network)
 	$(BIN)/python -m pytest tests/unit
 
-bench: $(BIN)/faust kafka-jars  ## the benchmarks; writes bench/results/REPORT.md
+bench: system-deps $(VENV)/.installed kafka-jars  ## the benchmarks; writes bench/results/REPORT.md
 	$(BIN)/python -m bench.run
 
-lint:  ## ruff, ruff format --check, mypy
+lint: $(VENV)/.installed  ## ruff, ruff format --check, mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy producer_api processors schemas medvoice_common
@@ -46,7 +55,7 @@ format:  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-schemas:  ## write the events' JSON Schema to schemas/json/
+schemas: $(VENV)/.installed  ## write the events' JSON Schema to schemas/json/
 	$(BIN)/python -m schemas.export schemas/json
 
 clean:  ## remove the venv and build outputs
