@@ -21,7 +21,7 @@ from tests.fixtures.driver import StatusFollower, put_audio, submitted
 from tests.fixtures.stack import StackConfig, start_worker
 
 USER = "bench-user"
-CHUNK_S = 60.0  # the worker's default MEDVOICE_CHUNK_S
+CHUNK_S = 60.0  # the worker's default MEDVOICE_ASR__CHUNK_S
 TASK_TIMEOUT_S = 600.0
 
 
@@ -29,8 +29,8 @@ def whisper_settings(cfg: StackConfig) -> dict[str, int]:
     """Beam and threads the worker of ``cfg`` uses (so the direct run matches it)."""
     env = cfg.env()
     return {
-        "beam_size": int(env["MEDVOICE_WHISPER_BEAM_SIZE"]),
-        "cpu_threads": int(env["MEDVOICE_WHISPER_CPU_THREADS"]),
+        "beam_size": int(env["MEDVOICE_WHISPER__BEAM_SIZE"]),
+        "cpu_threads": int(env["MEDVOICE_WHISPER__CPU_THREADS"]),
     }
 
 

@@ -76,7 +76,7 @@ def _scaling_notes(sc: dict[str, Any]) -> list[str]:
             f"second in the worker (all of it: decode, ASR, Kafka, S3). On a machine whose "
             f"cores are free, throughput is bounded by cores / {cpu:.3f} = "
             f"{1 / cpu:.1f} audio s/s per core: about {8 / cpu:.0f} audio s/s on 8 cores and "
-            f"{32 / cpu:.0f} on 32, with one worker per 2 cores (`MEDVOICE_WHISPER_CPU_THREADS"
+            f"{32 / cpu:.0f} on 32, with one worker per 2 cores (`MEDVOICE_WHISPER__CPU_THREADS"
             f"=2`) and at least as many partitions as workers. Here 2 workers share 2 "
             f"cores, {here}"
         )
@@ -90,7 +90,7 @@ def _scaling_notes(sc: dict[str, Any]) -> list[str]:
             f"(= {1 / sc['service_time_per_audio_s']:.0f} audio s/s per worker here), so it "
             f"scales with workers (one task in flight each, partitions ≥ workers) until the "
             f"server saturates. A GPU changes which model applies: faster-whisper on CUDA "
-            f"(`MEDVOICE_WHISPER_DEVICE=cuda`) or Riva on a GPU take the ASR cost off these "
+            f"(`MEDVOICE_WHISPER__DEVICE=cuda`) or Riva on a GPU take the ASR cost off these "
             f"cores, leaving the worker's own cost above; the GPU's batch throughput is then "
             f"the limit (not measured here: no GPU on this machine)."
         )

@@ -111,7 +111,7 @@ def run(
         )
     riva, uri = start_riva_sim(services.work_dir / "logs", service_time_per_audio_s)
     services.started.append(riva)
-    env = {"MEDVOICE_ASR_BACKEND": "riva", "MEDVOICE_RIVA_URI": uri}
+    env = {"MEDVOICE_ASR__BACKEND": "riva", "MEDVOICE_RIVA__URI": uri}
     for workers in (1, 2):
         res = _config(services, riva_clips, warm, workers, reps, env, [riva.pid])
         res["backend"] = "riva (simulated service time)"

@@ -174,7 +174,7 @@ def run(
         f"s3stub-{stub_port}", python_module("bench.s3stub", "--port", str(stub_port)), {}, log_dir
     )
     services.started.append(stub)
-    api2, api2_url = start_api(cfg, MEDVOICE_S3_ENDPOINT_URL=f"http://127.0.0.1:{stub_port}")
+    api2, api2_url = start_api(cfg, MEDVOICE_S3__ENDPOINT_URL=f"http://127.0.0.1:{stub_port}")
     services.started.append(api2)
     urls = {
         "medvoice": api_url,

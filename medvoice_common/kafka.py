@@ -39,8 +39,8 @@ def aiokafka_security_kwargs(security: KafkaSecurity) -> dict[str, Any]:
 def topic_specs(settings: CommonSettings) -> list[NewTopic]:
     """The pipeline's topics with their partitions, replication and configs."""
     t = settings.topics
-    rf = settings.topic_replication
-    parts = settings.topic_partitions
+    rf = settings.kafka.replication
+    parts = settings.kafka.partitions
     min_isr = {"min.insync.replicas": str(min(2, rf))}
     return [
         NewTopic(t.submitted, parts, rf, topic_configs=min_isr),
@@ -54,8 +54,8 @@ def topic_specs(settings: CommonSettings) -> list[NewTopic]:
 async def ensure_topics(settings: CommonSettings) -> list[str]:
     """Create any missing pipeline topic; return the names created."""
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap,
-        **aiokafka_security_kwargs(settings.kafka_security),
+        bootstrap_servers=settings.kafka.bootstrap,
+        **aiokafka_security_kwargs(settings.kafka.security),
     )
     await admin.start()
     try:
@@ -74,8 +74,8 @@ async def ensure_topics(settings: CommonSettings) -> list[str]:
 async def partitions_of(settings: CommonSettings, topic: str) -> list[int]:
     """The partition numbers of ``topic`` as the cluster reports them."""
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap,
-        **aiokafka_security_kwargs(settings.kafka_security),
+        bootstrap_servers=settings.kafka.bootstrap,
+        **aiokafka_security_kwargs(settings.kafka.security),
     )
     await admin.start()
     try:

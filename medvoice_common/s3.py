@@ -1,22 +1,24 @@
 """S3 access through boto3: one client per process, built from settings."""
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from mypy_boto3_s3 import S3Client
 
 from medvoice_common.settings import CommonSettings
+
+if TYPE_CHECKING:  # stubs from the dev extra; the image has no mypy_boto3_s3
+    from mypy_boto3_s3 import S3Client
 
 NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchBucket"})
 
 
-def make_client(settings: CommonSettings) -> S3Client:
+def make_client(settings: CommonSettings) -> "S3Client":
     """Build the S3 client (thread-safe; share it). No request is made here."""
     cfg = settings.s3
     kwargs: dict[str, Any] = {
-        "region_name": settings.s3_region,
+        "region_name": settings.s3.region,
         "config": Config(
             connect_timeout=cfg.connect_timeout_s,
             read_timeout=cfg.read_timeout_s,
@@ -24,11 +26,11 @@ def make_client(settings: CommonSettings) -> S3Client:
             max_pool_connections=64,  # the API checks objects from many requests at once
         ),
     }
-    if settings.s3_endpoint_url:
-        kwargs["endpoint_url"] = settings.s3_endpoint_url
-    if settings.s3_access_key_id and settings.s3_secret_access_key:
-        kwargs["aws_access_key_id"] = settings.s3_access_key_id.get_secret_value()
-        kwargs["aws_secret_access_key"] = settings.s3_secret_access_key.get_secret_value()
+    if settings.s3.endpoint_url:
+        kwargs["endpoint_url"] = settings.s3.endpoint_url
+    if settings.s3.access_key_id and settings.s3.secret_access_key:
+        kwargs["aws_access_key_id"] = settings.s3.access_key_id.get_secret_value()
+        kwargs["aws_secret_access_key"] = settings.s3.secret_access_key.get_secret_value()
     client: S3Client = boto3.client("s3", **kwargs)
     return client
 
@@ -60,7 +62,7 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, BotoCoreError)
 
 
-def object_exists(client: S3Client, bucket: str, key: str) -> bool:
+def object_exists(client: "S3Client", bucket: str, key: str) -> bool:
     """Whether ``key`` exists; other errors are raised."""
     try:
         client.head_object(Bucket=bucket, Key=key)
@@ -71,7 +73,7 @@ def object_exists(client: S3Client, bucket: str, key: str) -> bool:
     return True
 
 
-def ensure_bucket(client: S3Client, bucket: str) -> None:
+def ensure_bucket(client: "S3Client", bucket: str) -> None:
     """Create the bucket if it does not exist (dev and tests; production buckets exist)."""
     try:
         client.head_bucket(Bucket=bucket)

@@ -25,19 +25,19 @@ class ObjectProbe:
 
     def __init__(self, settings: CommonSettings) -> None:
         """Resolve the endpoint and the credential chain (no request is made here)."""
-        self.bucket = settings.s3_bucket
-        self.region = settings.s3_region
-        if settings.s3_endpoint_url:
-            self._base = f"{settings.s3_endpoint_url.rstrip('/')}/{self.bucket}/"
+        self.bucket = settings.s3.bucket
+        self.region = settings.s3.region
+        if settings.s3.endpoint_url:
+            self._base = f"{settings.s3.endpoint_url.rstrip('/')}/{self.bucket}/"
         else:
             self._base = f"https://{self.bucket}.s3.{self.region}.amazonaws.com/"
         session = boto3.session.Session(
             aws_access_key_id=(
-                settings.s3_access_key_id.get_secret_value() if settings.s3_access_key_id else None
+                settings.s3.access_key_id.get_secret_value() if settings.s3.access_key_id else None
             ),
             aws_secret_access_key=(
-                settings.s3_secret_access_key.get_secret_value()
-                if settings.s3_secret_access_key
+                settings.s3.secret_access_key.get_secret_value()
+                if settings.s3.secret_access_key
                 else None
             ),
             region_name=self.region,

@@ -1,4 +1,9 @@
-"""Settings parts shared by every deployable (env prefix ``MEDVOICE_``, nested with ``__``)."""
+"""Settings parts shared by every deployable.
+
+One naming scheme: ``MEDVOICE_<GROUP>__<NAME>`` (``MEDVOICE_KAFKA__BOOTSTRAP``,
+``MEDVOICE_S3__BUCKET``, ``MEDVOICE_WORKER__MAX_ATTEMPTS``), except the top-level
+``MEDVOICE_LOG_LEVEL``. ``medvoice_common.env_check`` refuses unknown ``MEDVOICE_*`` names.
+"""
 
 from pathlib import Path
 from typing import Literal
@@ -8,8 +13,9 @@ from pydantic_settings import SettingsConfigDict
 
 from schemas.topics import Topics
 
+ENV_PREFIX = "MEDVOICE_"
 ENV_CONFIG = SettingsConfigDict(
-    env_prefix="MEDVOICE_",
+    env_prefix=ENV_PREFIX,
     env_nested_delimiter="__",
     extra="ignore",
     validate_default=True,
@@ -31,14 +37,39 @@ class KafkaSecurity(BaseModel):
     def _sasl_needs_credentials(self) -> "KafkaSecurity":
         if self.protocol.startswith("SASL") and not (self.sasl_username and self.sasl_password):
             raise ValueError(
-                "MEDVOICE_KAFKA_SECURITY__SASL_USERNAME and __SASL_PASSWORD are needed"
+                "MEDVOICE_KAFKA__SECURITY__SASL_USERNAME and __SASL_PASSWORD are needed"
             )
         return self
 
 
-class S3Options(BaseModel):
-    """Server-side encryption and timeouts of the object store."""
+class KafkaOptions(BaseModel):
+    """The brokers, how to reach them, and the topics' shape (``MEDVOICE_KAFKA__*``)."""
 
+    bootstrap: str = "127.0.0.1:9092"
+    security: KafkaSecurity = Field(default_factory=KafkaSecurity)
+    idempotent_producer: bool = True  # the embedded dev broker lacks it: make dev sets false
+    topic_prefix: str = ""
+    partitions: int = Field(default=6, ge=1)  # max worker parallelism
+    replication: int = Field(default=1, ge=1)  # production: 3, with min.insync.replicas 2
+
+    @field_validator("bootstrap")
+    @classmethod
+    def _bootstrap_has_ports(cls, value: str) -> str:
+        for server in value.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"MEDVOICE_KAFKA__BOOTSTRAP: {server!r} is not host:port")
+        return value
+
+
+class S3Options(BaseModel):
+    """The object store: where, who, encryption and timeouts (``MEDVOICE_S3__*``)."""
+
+    endpoint_url: str | None = None  # empty: AWS S3 of ``region``
+    bucket: str = "medvoice"
+    region: str = "us-east-1"
+    access_key_id: SecretStr | None = None  # empty: boto3's chain (IRSA, instance role, ...)
+    secret_access_key: SecretStr | None = None
     sse: Literal["none", "AES256", "aws:kms"] = "none"
     sse_kms_key_id: str | None = None
     connect_timeout_s: float = 2.0  # a reachable S3 answers a connect well within this
@@ -49,30 +80,11 @@ class S3Options(BaseModel):
 class CommonSettings(BaseModel):
     """The fields every deployable has; mixed into each one's ``BaseSettings``."""
 
-    kafka_bootstrap: str = "127.0.0.1:9092"
-    kafka_security: KafkaSecurity = Field(default_factory=KafkaSecurity)
-    kafka_idempotent_producer: bool = True  # the embedded dev broker lacks it: make dev sets false
-    topic_prefix: str = ""
-    topic_partitions: int = Field(default=6, ge=1)  # max worker parallelism
-    topic_replication: int = Field(default=1, ge=1)  # production: 3 (DESIGN.md §5)
-    s3_endpoint_url: str | None = None
-    s3_bucket: str = "medvoice"
-    s3_region: str = "us-east-1"
-    s3_access_key_id: SecretStr | None = None
-    s3_secret_access_key: SecretStr | None = None
+    kafka: KafkaOptions = Field(default_factory=KafkaOptions)
     s3: S3Options = Field(default_factory=S3Options)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-
-    @field_validator("kafka_bootstrap")
-    @classmethod
-    def _bootstrap_has_ports(cls, value: str) -> str:
-        for server in value.split(","):
-            host, _, port = server.strip().rpartition(":")
-            if not host or not port.isdigit():
-                raise ValueError(f"MEDVOICE_KAFKA_BOOTSTRAP: {server!r} is not host:port")
-        return value
 
     @property
     def topics(self) -> Topics:
         """The topic names with this deployment's prefix."""
-        return Topics.with_prefix(self.topic_prefix)
+        return Topics.with_prefix(self.kafka.topic_prefix)

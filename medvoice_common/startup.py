@@ -26,10 +26,10 @@ async def wait_for_s3(settings: CommonSettings) -> None:
     client = s3.make_client(settings)
     async for attempt in _retrying():
         with attempt:
-            if settings.s3_endpoint_url:
-                await asyncio.to_thread(s3.ensure_bucket, client, settings.s3_bucket)
+            if settings.s3.endpoint_url:
+                await asyncio.to_thread(s3.ensure_bucket, client, settings.s3.bucket)
             else:
-                await asyncio.to_thread(client.head_bucket, Bucket=settings.s3_bucket)
+                await asyncio.to_thread(client.head_bucket, Bucket=settings.s3.bucket)
 
 
 async def wait_for_kafka(settings: CommonSettings) -> None:

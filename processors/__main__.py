@@ -4,7 +4,6 @@ import asyncio
 import sys
 
 import faust
-from pydantic import ValidationError
 
 from medvoice_common.logs import configure
 from medvoice_common.startup import wait_for_kafka, wait_for_s3
@@ -17,7 +16,7 @@ def main() -> int:
     """Start the worker; returns the process exit status."""
     try:
         settings = WorkerSettings()
-    except ValidationError as exc:
+    except ValueError as exc:  # pydantic's ValidationError and unknown MEDVOICE_* names
         sys.stderr.write(f"invalid settings:\n{exc}\n")
         return 2
     configure(settings.log_level)

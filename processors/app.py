@@ -19,7 +19,7 @@ def create_app(ctx: PipelineContext) -> tuple[faust.App, TaskProcessor]:
     settings = ctx.settings
     app = faust.App(settings.faust_app_id, **app_settings(settings))
     topics = settings.topics
-    parts = settings.topic_partitions
+    parts = settings.kafka.partitions
 
     def raw_topic(name: str) -> faust.TopicT:
         return app.topic(

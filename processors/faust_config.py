@@ -29,14 +29,14 @@ def broker_credentials(security: KafkaSecurity) -> CredentialsT | None:
 def app_settings(settings: WorkerSettings) -> dict[str, Any]:
     """Keyword arguments for ``faust.App``."""
     w = settings.worker
-    servers = ";".join(f"kafka://{s.strip()}" for s in settings.kafka_bootstrap.split(","))
+    servers = ";".join(f"kafka://{s.strip()}" for s in settings.kafka.bootstrap.split(","))
     return {
         "broker": servers,
-        "broker_credentials": broker_credentials(settings.kafka_security),
+        "broker_credentials": broker_credentials(settings.kafka.security),
         "store": w.store,
         "datadir": str(w.data_dir),
-        "topic_partitions": settings.topic_partitions,
-        "topic_replication_factor": settings.topic_replication,
+        "topic_partitions": settings.kafka.partitions,
+        "topic_replication_factor": settings.kafka.replication,
         "topic_allow_declare": True,
         "producer_acks": -1,  # acks=all: an emitted event survives a broker loss
         "broker_session_timeout": w.session_timeout_s,

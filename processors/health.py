@@ -44,7 +44,7 @@ class Readiness:
 
     async def _probe_s3(self) -> bool:
         try:
-            await asyncio.to_thread(self.ctx.s3.head_bucket, Bucket=self.ctx.settings.s3_bucket)
+            await asyncio.to_thread(self.ctx.s3.head_bucket, Bucket=self.ctx.settings.s3.bucket)
         except Exception:
             log.warning("S3 probe failed", exc_info=True)
             return False

@@ -6,10 +6,9 @@ import time
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from functools import partial
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
-from mypy_boto3_s3 import S3Client
 
 from medvoice_common import s3
 from processors import metrics
@@ -23,6 +22,9 @@ from schemas.events import AudioSubmitted
 from schemas.ids import transcript_object_key
 from schemas.transcript import TranscriptDocument, VocabularyInfo
 
+if TYPE_CHECKING:  # stubs from the dev extra; the image has no mypy_boto3_s3
+    from mypy_boto3_s3 import S3Client
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -32,7 +34,7 @@ class PipelineContext:
     """What the steps need; built once per worker process."""
 
     settings: WorkerSettings
-    s3: S3Client
+    s3: "S3Client"
     backend: AsrBackend
     asr_executor: Executor
     """Pool that runs recognition off the event loop (one task at a time per worker; a
@@ -44,7 +46,7 @@ class PipelineContext:
 
 def transcript_uri(ctx: PipelineContext, user_id: str, task_id: str) -> str:
     """The ``s3://`` URI of a task's transcript document."""
-    return f"s3://{ctx.settings.s3_bucket}/{transcript_object_key(user_id, task_id)}"
+    return f"s3://{ctx.settings.s3.bucket}/{transcript_object_key(user_id, task_id)}"
 
 
 async def _blocking(executor: Executor, fn: "partial[T]") -> T:
@@ -65,7 +67,7 @@ def fetch_audio(ctx: PipelineContext, key: str) -> bytes:
     Raises:
         TaskError: ``audio_missing``, ``audio_too_large`` or ``storage_unavailable``.
     """
-    bucket = ctx.settings.s3_bucket
+    bucket = ctx.settings.s3.bucket
     limit = ctx.settings.worker.max_object_bytes
     try:
         obj = ctx.s3.get_object(Bucket=bucket, Key=key)
@@ -88,7 +90,7 @@ def load_existing(ctx: PipelineContext, event: AudioSubmitted) -> TranscriptDocu
     """The transcript already stored for this task, if a previous delivery got that far."""
     key = transcript_object_key(event.user_id, event.task_id)
     try:
-        obj = ctx.s3.get_object(Bucket=ctx.settings.s3_bucket, Key=key)
+        obj = ctx.s3.get_object(Bucket=ctx.settings.s3.bucket, Key=key)
     except ClientError as exc:
         if s3.is_not_found(exc):
             return None
@@ -104,7 +106,7 @@ def store_document(ctx: PipelineContext, doc: TranscriptDocument) -> None:
     body = doc.model_dump_json().encode()
     try:
         ctx.s3.put_object(
-            Bucket=ctx.settings.s3_bucket,
+            Bucket=ctx.settings.s3.bucket,
             Key=key,
             Body=body,
             ContentType="application/json",
@@ -121,7 +123,7 @@ def recognise(ctx: PipelineContext, event: AudioSubmitted, pcm: Pcm) -> Transcri
         ctx.backend,
         pcm.samples,
         options,
-        ctx.settings.chunk_s,
+        ctx.settings.asr.chunk_s,
         parallel=ctx.backend.parallel_chunks,
     )
     vocab = None

@@ -23,16 +23,16 @@ IDLE_S = 5.0  # stop once the dead-letter topic has had nothing new for this lon
 async def replay(settings: WorkerSettings, *, codes: set[str] | None, dry_run: bool) -> int:
     """Replay the dead letters; returns how many were (or, dry, would be) replayed."""
     topics = settings.topics
-    security = aiokafka_security_kwargs(settings.kafka_security)
+    security = aiokafka_security_kwargs(settings.kafka.security)
     consumer = AIOKafkaConsumer(
         topics.dlq,
-        bootstrap_servers=settings.kafka_bootstrap,
+        bootstrap_servers=settings.kafka.bootstrap,
         group_id=f"{settings.faust_app_id}-dlq-replay",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         **security,
     )
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", **security)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks="all", **security)
     await consumer.start()
     await producer.start()
     count = 0
@@ -67,7 +67,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--code", action="append", help="replay only this error code (repeat)")
     parser.add_argument("--dry-run", action="store_true", help="count, send nothing")
     args = parser.parse_args(argv)
-    settings = WorkerSettings()
+    try:
+        settings = WorkerSettings()
+    except ValueError as exc:  # pydantic's ValidationError and unknown MEDVOICE_* names
+        sys.stderr.write(f"invalid settings:\n{exc}\n")
+        return 2
     codes = set(args.code) if args.code else None
     n = asyncio.run(replay(settings, codes=codes, dry_run=args.dry_run))
     verb = "would replay" if args.dry_run else "replayed"

@@ -4,8 +4,8 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings
 
+from medvoice_common.env_check import StrictEnvSettings
 from medvoice_common.settings import ENV_CONFIG, CommonSettings
 
 
@@ -28,9 +28,34 @@ class WorkerOptions(BaseModel):
     shutdown_grace_s: float = 30.0
 
 
-class RivaOptions(BaseModel):
-    """The NVIDIA Riva client (``MEDVOICE_RIVA__*``; the URI is ``MEDVOICE_RIVA_URI``)."""
+class AsrOptions(BaseModel):
+    """Which engine recognises speech, and how audio is cut for it (``MEDVOICE_ASR__*``)."""
 
+    backend: Literal["whisper", "riva"] = "whisper"
+    chunk_s: float = Field(default=60.0, ge=5.0, le=900.0)  # longest audio one ASR call gets
+    vocabulary_file: Path | None = None  # one term per line; empty: no vocabulary guard
+
+    @model_validator(mode="after")
+    def _vocabulary_readable(self) -> "AsrOptions":
+        if self.vocabulary_file is not None and not self.vocabulary_file.is_file():
+            raise ValueError(f"MEDVOICE_ASR__VOCABULARY_FILE: {self.vocabulary_file} is not a file")
+        return self
+
+
+class WhisperOptions(BaseModel):
+    """The embedded faster-whisper engine (``MEDVOICE_WHISPER__*``)."""
+
+    model: str = ""  # a CTranslate2 model path or name; empty: the bundled tiny.en
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    compute_type: str = ""  # empty: int8 on CPU, float16 on CUDA
+    cpu_threads: int = Field(default=0, ge=0)  # 0: one per core
+    beam_size: int = Field(default=5, ge=1)
+
+
+class RivaOptions(BaseModel):
+    """The NVIDIA Riva client (``MEDVOICE_RIVA__*``)."""
+
+    uri: str = "127.0.0.1:50051"
     use_ssl: bool = False
     ssl_ca_file: Path | None = None
     api_key: SecretStr | None = None
@@ -48,30 +73,17 @@ class RivaOptions(BaseModel):
     deadline_s: float = Field(default=120.0, gt=0)
 
 
-class WorkerSettings(CommonSettings, BaseSettings):
+class WorkerSettings(CommonSettings, StrictEnvSettings):
     """Everything a worker is configured by."""
 
     model_config = ENV_CONFIG
 
-    asr_backend: Literal["whisper", "riva"] = "whisper"
-    whisper_model: str = ""  # a CTranslate2 model path or name; empty: the bundled tiny.en
-    whisper_device: Literal["cpu", "cuda", "auto"] = "cpu"
-    whisper_compute_type: str = ""  # empty: int8 on CPU, float16 on CUDA
-    whisper_cpu_threads: int = Field(default=0, ge=0)  # 0: one per core
-    whisper_beam_size: int = Field(default=5, ge=1)
-    riva_uri: str = "127.0.0.1:50051"
+    asr: AsrOptions = Field(default_factory=AsrOptions)
+    whisper: WhisperOptions = Field(default_factory=WhisperOptions)
     riva: RivaOptions = Field(default_factory=RivaOptions)
-    vocabulary_file: Path | None = None
-    chunk_s: float = Field(default=60.0, ge=5.0, le=900.0)  # longest audio one ASR call gets
     worker: WorkerOptions = Field(default_factory=WorkerOptions)
-
-    @model_validator(mode="after")
-    def _vocabulary_readable(self) -> "WorkerSettings":
-        if self.vocabulary_file is not None and not self.vocabulary_file.is_file():
-            raise ValueError(f"MEDVOICE_VOCABULARY_FILE: {self.vocabulary_file} is not a file")
-        return self
 
     @property
     def faust_app_id(self) -> str:
         """The Faust app id with the deployment's topic prefix."""
-        return f"{self.topic_prefix}{self.worker.app_id}"
+        return f"{self.kafka.topic_prefix}{self.worker.app_id}"

@@ -11,7 +11,9 @@ from processors.vocabulary import load_vocabulary
 
 def build_context(settings: WorkerSettings) -> PipelineContext:
     """Load the ASR backend and vocabulary and open the thread pools."""
-    vocabulary = load_vocabulary(settings.vocabulary_file) if settings.vocabulary_file else None
+    vocabulary = (
+        load_vocabulary(settings.asr.vocabulary_file) if settings.asr.vocabulary_file else None
+    )
     return PipelineContext(
         settings=settings,
         s3=s3.make_client(settings),

@@ -3,7 +3,6 @@
 import sys
 
 import uvicorn
-from pydantic import ValidationError
 
 from medvoice_common.logs import configure
 from producer_api.main import create_app
@@ -14,7 +13,7 @@ def main() -> int:
     """Serve until SIGINT/SIGTERM; returns the exit status."""
     try:
         settings = ApiSettings()
-    except ValidationError as exc:
+    except ValueError as exc:  # pydantic's ValidationError and unknown MEDVOICE_* names
         sys.stderr.write(f"invalid settings:\n{exc}\n")
         return 2
     configure(settings.log_level)

@@ -42,7 +42,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await probe.start()
     app.state.storage = Storage(s3.make_client(settings), settings, probe)
     await _start_dependencies(app, settings)
-    log.info("api ready", extra={"bootstrap": settings.kafka_bootstrap})
+    log.info("api ready", extra={"bootstrap": settings.kafka.bootstrap})
     try:
         yield
     finally:

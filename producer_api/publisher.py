@@ -27,13 +27,13 @@ class Publisher:
         self.timeout_s = timeout_s
         self.topics = settings.topics
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
+            bootstrap_servers=settings.kafka.bootstrap,
             acks="all",
-            enable_idempotence=settings.kafka_idempotent_producer,
+            enable_idempotence=settings.kafka.idempotent_producer,
             request_timeout_ms=int(timeout_s * 1000),
             linger_ms=1,  # a tiny wait lets concurrent requests share a batch
             client_id="medvoice-api",
-            **aiokafka_security_kwargs(settings.kafka_security),
+            **aiokafka_security_kwargs(settings.kafka.security),
         )
 
     async def start(self) -> None:

@@ -4,8 +4,8 @@ from typing import Literal
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, Field, FilePath, SecretStr, model_validator
-from pydantic_settings import BaseSettings
 
+from medvoice_common.env_check import StrictEnvSettings
 from medvoice_common.settings import ENV_CONFIG, CommonSettings
 
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
@@ -97,7 +97,7 @@ class ApiOptions(BaseModel):
     shutdown_grace_s: float = 20.0
 
 
-class ApiSettings(CommonSettings, BaseSettings):
+class ApiSettings(CommonSettings, StrictEnvSettings):
     """Everything the API is configured by."""
 
     model_config = ENV_CONFIG

@@ -80,12 +80,12 @@ class StatusView:
         self.topic = settings.topics.status
         self._tasks: dict[str, _Entry] = {}
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap,
+            bootstrap_servers=settings.kafka.bootstrap,
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             client_id="medvoice-api-status-view",
-            **aiokafka_security_kwargs(settings.kafka_security),
+            **aiokafka_security_kwargs(settings.kafka.security),
         )
         self._runner: asyncio.Task[None] | None = None
         self._caught_up = asyncio.Event()

@@ -2,14 +2,15 @@
 
 import asyncio
 import uuid
-from typing import IO, NamedTuple
-
-from mypy_boto3_s3 import S3Client
+from typing import IO, TYPE_CHECKING, NamedTuple
 
 from medvoice_common import s3
 from medvoice_common.s3_probe import ObjectProbe
 from medvoice_common.settings import CommonSettings
 from schemas.ids import AudioExtension, audio_object_key, audio_prefix
+
+if TYPE_CHECKING:  # stubs from the dev extra; the image has no mypy_boto3_s3
+    from mypy_boto3_s3 import S3Client
 
 
 class StoredAudio(NamedTuple):
@@ -31,11 +32,11 @@ def new_file_id() -> str:
 class Storage:
     """The API's access to recordings and transcripts in one bucket."""
 
-    def __init__(self, client: S3Client, settings: CommonSettings, probe: ObjectProbe) -> None:
-        """Use ``client`` (and ``probe``, for existence checks) on ``settings.s3_bucket``."""
+    def __init__(self, client: "S3Client", settings: CommonSettings, probe: ObjectProbe) -> None:
+        """Use ``client`` (and ``probe``, for existence checks) on ``settings.s3.bucket``."""
         self.client = client
         self.settings = settings
-        self.bucket = settings.s3_bucket
+        self.bucket = settings.s3.bucket
         self.probe = probe
 
     async def exists(self, key: str) -> bool:

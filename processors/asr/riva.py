@@ -78,7 +78,7 @@ class RivaBackend:
     @classmethod
     def from_settings(cls, settings: WorkerSettings) -> Self:
         """Build the backend from the worker's settings."""
-        return cls(settings.riva_uri, settings.riva)
+        return cls(settings.riva.uri, settings.riva)
 
     def close(self) -> None:
         """Close the gRPC channel."""

@@ -1,4 +1,4 @@
-"""The pipeline with ``MEDVOICE_ASR_BACKEND=riva`` against the Riva-protocol test server."""
+"""The pipeline with ``MEDVOICE_ASR__BACKEND=riva`` against the Riva-protocol test server."""
 
 import asyncio
 import itertools
@@ -57,10 +57,10 @@ def riva_stack(
     with RivaTestServer() as server:
         worker, _ = start_worker(
             cfg,
-            MEDVOICE_ASR_BACKEND="riva",
-            MEDVOICE_RIVA_URI=server.uri,
-            MEDVOICE_CHUNK_S=str(CHUNK_S),
-            MEDVOICE_VOCABULARY_FILE=str(vocab),
+            MEDVOICE_ASR__BACKEND="riva",
+            MEDVOICE_RIVA__URI=server.uri,
+            MEDVOICE_ASR__CHUNK_S=str(CHUNK_S),
+            MEDVOICE_ASR__VOCABULARY_FILE=str(vocab),
             MEDVOICE_RIVA__DIARIZATION="true",
             MEDVOICE_RIVA__MAX_SPEAKERS="2",
             MEDVOICE_RIVA__BOOST_SCORE="30",

@@ -93,7 +93,7 @@ def test_storage_outage_answers_503_not_500(stack_config: StackConfig, tmp_path:
     port = int(stack_config.s3_url.rsplit(":", 1)[1])
     proxy = TcpProxy("127.0.0.1", port)
     proxy.start()
-    proc, url = start_api(stack_config, MEDVOICE_S3_ENDPOINT_URL=proxy.url)
+    proc, url = start_api(stack_config, MEDVOICE_S3__ENDPOINT_URL=proxy.url)
     client = stack_config.client(url)
     try:
         file_id = upload(client, spoken_clip(SHORT_TEXT, "mp3", tmp_path), "mp3").json()["file_id"]

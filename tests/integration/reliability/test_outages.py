@@ -38,7 +38,7 @@ async def test_s3_outage_longer_than_a_backoff_fails_nothing(
     proxy.start()
     worker, web = start_worker(
         cfg,
-        MEDVOICE_S3_ENDPOINT_URL=proxy.url,
+        MEDVOICE_S3__ENDPOINT_URL=proxy.url,
         MEDVOICE_WORKER__MAX_ATTEMPTS="8",
         MEDVOICE_S3__CONNECT_TIMEOUT_S="0.5",
         MEDVOICE_S3__MAX_ATTEMPTS="1",
@@ -118,7 +118,7 @@ async def test_sigterm_during_transcription_loses_nothing(
 ) -> None:
     cfg = stack_config
     put_audio(cfg, USER, "long", "m4a", spoken_clip(LONG_TEXT, "m4a", tmp_path))
-    worker, _ = start_worker(cfg, MEDVOICE_WHISPER_BEAM_SIZE="5")
+    worker, _ = start_worker(cfg, MEDVOICE_WHISPER__BEAM_SIZE="5")
     event = submitted(USER, "long", "m4a")
     task_id = str(event.task_id)
     await submit_events(cfg, [event])

@@ -50,7 +50,7 @@ def trusts_test_ca(ctx: ssl.SSLContext) -> bool:
 
 def worker_settings(monkeypatch: pytest.MonkeyPatch, **security: str) -> WorkerSettings:
     for name, value in security.items():
-        monkeypatch.setenv(f"MEDVOICE_KAFKA_SECURITY__{name.upper()}", value)
+        monkeypatch.setenv(f"MEDVOICE_KAFKA__SECURITY__{name.upper()}", value)
     return WorkerSettings()
 
 
@@ -65,7 +65,7 @@ def test_sasl_ssl_reaches_aiokafka_and_faust(
         sasl_password="pw-from-secret",
         ca_file=str(ca_file),
     )
-    kwargs = aiokafka_security_kwargs(settings.kafka_security)
+    kwargs = aiokafka_security_kwargs(settings.kafka.security)
     assert kwargs["security_protocol"] == "SASL_SSL"
     assert kwargs["sasl_mechanism"] == "SCRAM-SHA-512"
     assert kwargs["sasl_plain_username"] == "medvoice-app"
@@ -85,7 +85,7 @@ def test_sasl_ssl_reaches_aiokafka_and_faust(
 
 def test_ssl_with_a_client_certificate(monkeypatch: pytest.MonkeyPatch, ca_file: Path) -> None:
     settings = worker_settings(monkeypatch, protocol="SSL", ca_file=str(ca_file))
-    kwargs = aiokafka_security_kwargs(settings.kafka_security)
+    kwargs = aiokafka_security_kwargs(settings.kafka.security)
     assert kwargs["security_protocol"] == "SSL" and "sasl_mechanism" not in kwargs
     assert trusts_test_ca(kwargs["ssl_context"])
     creds = app_settings(settings)["broker_credentials"]
@@ -95,12 +95,12 @@ def test_ssl_with_a_client_certificate(monkeypatch: pytest.MonkeyPatch, ca_file:
 
 def test_plaintext_has_no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = worker_settings(monkeypatch)
-    assert aiokafka_security_kwargs(settings.kafka_security) == {"security_protocol": "PLAINTEXT"}
+    assert aiokafka_security_kwargs(settings.kafka.security) == {"security_protocol": "PLAINTEXT"}
     assert app_settings(settings)["broker_credentials"] is None
 
 
 def test_sasl_without_credentials_fails_at_start_up() -> None:
-    with pytest.raises(ValueError, match="MEDVOICE_KAFKA_SECURITY__SASL_USERNAME"):
+    with pytest.raises(ValueError, match="MEDVOICE_KAFKA__SECURITY__SASL_USERNAME"):
         KafkaSecurity(protocol="SASL_SSL")
 
 

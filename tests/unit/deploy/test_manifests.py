@@ -243,7 +243,7 @@ def test_compose_settings_validate(
     worker = build_settings(WorkerSettings, service_env(compose["services"]["worker"]), monkeypatch)
     assert worker.worker.web_host == ALL_INTERFACES
     assert worker.worker.store.startswith("rocksdb://")
-    assert worker.kafka_bootstrap == "kafka:9092"
+    assert worker.kafka.bootstrap == "kafka:9092"
     if API_SETTINGS is not None:
         api = build_settings(API_SETTINGS, service_env(compose["services"]["api"]), monkeypatch)
         assert api.api.host == ALL_INTERFACES
@@ -381,17 +381,17 @@ def test_strimzi_cluster() -> None:
     user = load(K8S / "base" / "kafka" / "kafkauser.yaml")
     assert user["spec"]["authentication"]["type"] == "scram-sha-512"
     config = base_config()
-    assert config["MEDVOICE_KAFKA_SECURITY__SASL_USERNAME"] == user["metadata"]["name"]
-    assert config["MEDVOICE_KAFKA_SECURITY__PROTOCOL"] == "SASL_SSL"
-    assert config["MEDVOICE_KAFKA_BOOTSTRAP"].endswith(f":{listener['port']}")
+    assert config["MEDVOICE_KAFKA__SECURITY__SASL_USERNAME"] == user["metadata"]["name"]
+    assert config["MEDVOICE_KAFKA__SECURITY__PROTOCOL"] == "SASL_SSL"
+    assert config["MEDVOICE_KAFKA__BOOTSTRAP"].endswith(f":{listener['port']}")
 
 
 def check_topics(docs: list[dict[str, Any]], config: dict[str, str]) -> None:
     topics = {d["spec"]["topicName"]: d["spec"] for d in docs if d["kind"] == "KafkaTopic"}
-    assert set(topics) == set(Topics.with_prefix(config.get("MEDVOICE_TOPIC_PREFIX", "")))
+    assert set(topics) == set(Topics.with_prefix(config.get("MEDVOICE_KAFKA__TOPIC_PREFIX", "")))
     for name, spec in topics.items():
-        assert spec["partitions"] == int(config["MEDVOICE_TOPIC_PARTITIONS"]), name
-        assert spec["replicas"] == int(config["MEDVOICE_TOPIC_REPLICATION"]), name
+        assert spec["partitions"] == int(config["MEDVOICE_KAFKA__PARTITIONS"]), name
+        assert spec["replicas"] == int(config["MEDVOICE_KAFKA__REPLICATION"]), name
         assert int(spec["config"]["min.insync.replicas"]) <= spec["replicas"], name
     assert topics["task.status"]["config"]["cleanup.policy"] == "compact"
 
@@ -399,7 +399,7 @@ def check_topics(docs: list[dict[str, Any]], config: dict[str, str]) -> None:
 def test_strimzi_topics() -> None:
     config = base_config()
     check_topics(load_all(K8S / "base" / "kafka" / "topics.yaml"), config)
-    assert config["MEDVOICE_TOPIC_REPLICATION"] == "3"
+    assert config["MEDVOICE_KAFKA__REPLICATION"] == "3"
 
 
 def containers(docs: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
@@ -542,7 +542,7 @@ def test_rendered(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     (config,) = [
         d["data"]
         for d in docs
-        if d["kind"] == "ConfigMap" and "MEDVOICE_ASR_BACKEND" in d.get("data", {})
+        if d["kind"] == "ConfigMap" and "MEDVOICE_ASR__BACKEND" in d.get("data", {})
     ]
     assert config["MEDVOICE_AUTH__MODE"] == "jwt"
     check_topics(docs, config)
@@ -564,7 +564,7 @@ def test_rendered(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
                 assert pod["terminationGracePeriodSeconds"] > built.api.shutdown_grace_s
         check_workload(pod, container, 0.0)
     workers = [d for d in docs if d["kind"] == "StatefulSet"]
-    assert workers[0]["spec"]["replicas"] <= int(config["MEDVOICE_TOPIC_PARTITIONS"])
+    assert workers[0]["spec"]["replicas"] <= int(config["MEDVOICE_KAFKA__PARTITIONS"])
     kinds = {d["kind"] for d in docs}
     assert {
         "ServiceMonitor",
@@ -575,12 +575,12 @@ def test_rendered(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert {"Kafka", "KafkaNodePool", "KafkaUser"} <= kinds
     if case.startswith("overlays/production") or case.startswith("components/"):
         assert config["MEDVOICE_S3__SSE"] == "aws:kms"
-        assert config["MEDVOICE_KAFKA_SECURITY__PROTOCOL"] == "SASL_SSL"
+        assert config["MEDVOICE_KAFKA__SECURITY__PROTOCOL"] == "SASL_SSL"
         assert config["MEDVOICE_WORKER__STORE"].startswith("rocksdb://")
         assert not [d for d in docs if d["kind"] == "Secret"], "production secrets are external"
     if case == "components/riva":
-        assert config["MEDVOICE_ASR_BACKEND"] == "riva"
+        assert config["MEDVOICE_ASR__BACKEND"] == "riva"
         (riva,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "riva"]
         (server,) = riva["spec"]["template"]["spec"]["containers"]
         assert int(server["resources"]["limits"]["nvidia.com/gpu"]) >= 1
-        assert config["MEDVOICE_RIVA_URI"].startswith("riva:")
+        assert config["MEDVOICE_RIVA__URI"].startswith("riva:")
