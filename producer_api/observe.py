@@ -24,6 +24,17 @@ def route_of(scope: Scope) -> str:
     return str(path) if path else "unmatched"
 
 
+# Every label value comes from a closed set: a client's made-up method (HTTP allows any
+# token) would otherwise create a new time series per request, without bound.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_of(scope: Scope) -> str:
+    """The request's method when it is a standard one, else ``other``."""
+    method = str(scope.get("method", ""))
+    return method if method in KNOWN_METHODS else "other"
+
+
 class ObserveMiddleware:
     """Counts and times every HTTP request; turns an unhandled error into a bare JSON 500."""
 
@@ -57,6 +68,6 @@ class ObserveMiddleware:
                 )
             status = 500
         finally:
-            route, method = route_of(scope), scope["method"]
+            route, method = route_of(scope), method_of(scope)
             metrics.HTTP_SECONDS.labels(route, method).observe(time.perf_counter() - started)
             metrics.HTTP_REQUESTS.labels(route, method, f"{status // 100}xx").inc()
