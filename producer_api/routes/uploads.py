@@ -6,9 +6,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, status
 from starlette.datastructures import UploadFile
 
+from medvoice_common.audio_format import HEAD_BYTES, looks_like, probe_duration_s
 from producer_api.deps import ActingUserId, SettingsDep, StorageDep, UploadedFile
 from producer_api.models import AUTH_RESPONSES, ErrorPublic, PresignPublic, UploadPublic
-from producer_api.sniff import HEAD_BYTES, looks_like, probe_duration_s
 from schemas.ids import AudioExtension
 
 router = APIRouter(prefix="/uploads", tags=["uploads"], responses={**AUTH_RESPONSES})
@@ -76,7 +76,7 @@ async def upload_audio(
             f"The file's content is not a {extension.value} recording.",
         )
     await file.seek(0)
-    duration = await asyncio.to_thread(probe_duration_s, file.file)
+    duration = await asyncio.to_thread(probe_duration_s, file.file, extension)
     if duration is not None and duration > settings.api.max_audio_s:
         raise HTTPException(
             status.HTTP_413_CONTENT_TOO_LARGE,
