@@ -1,12 +1,14 @@
 """Task status and transcripts."""
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from producer_api.deps import CallerDep, StatusViewDep, StorageDep
 from producer_api.models import AUTH_RESPONSES, TaskPublic, TranscriptPublic
 from schemas.events import TaskStatusChanged
+from schemas.exports import MEDIA_TYPES, ExportFormat, render
 from schemas.ids import transcript_object_key
 from schemas.status import TaskStatus
 from schemas.transcript import TranscriptDocument
@@ -62,11 +64,29 @@ async def get_task(
 @router.get(
     "/{task_id}/transcript",
     response_class=Response,
-    responses={200: {"content": {"application/json": {}}, "description": "TranscriptDocument"}},
+    responses={
+        200: {
+            "content": {media_type.split(";")[0]: {} for media_type in MEDIA_TYPES.values()},
+            "description": "The TranscriptDocument (json), its text (txt) or subtitles (srt, vtt)",
+        }
+    },
 )
 async def get_transcript(
-    task_id: uuid.UUID, caller: CallerDep, view: StatusViewDep, storage: StorageDep
+    task_id: uuid.UUID,
+    caller: CallerDep,
+    view: StatusViewDep,
+    storage: StorageDep,
+    fmt: Annotated[
+        ExportFormat,
+        Query(
+            alias="format",
+            description="json: the document; txt: its text; srt, vtt: subtitles of its segments",
+        ),
+    ] = ExportFormat.JSON,
 ) -> Response:
-    """The full transcript document: segments, words with times and confidences."""
+    """The full transcript document (segments, words with times), or an export of it."""
     body = await _document(storage, _lookup(view, caller, task_id))
-    return Response(content=body, media_type="application/json")
+    if fmt is ExportFormat.JSON:
+        return Response(content=body, media_type=MEDIA_TYPES[fmt])
+    doc = TranscriptDocument.model_validate_json(body)
+    return Response(content=render(doc, fmt).encode(), media_type=MEDIA_TYPES[fmt])

@@ -9,6 +9,8 @@ from typing import Any
 import httpx
 import jiwer
 import pytest
+import srt
+import webvtt
 
 from tests.fixtures.audio import spoken_clip
 from tests.fixtures.processes import ManagedProcess
@@ -128,6 +130,34 @@ async def test_spoken_clip_is_transcribed_end_to_end(
     assert all(0.0 <= w["confidence"] <= 1.0 for w in words)
     served = stack.client.get(f"/tasks/{task_id}/transcript")
     assert served.status_code == 200 and served.json()["text"] == doc["text"]
+    _check_exports(stack, task_id, doc)
+
+
+def _check_exports(stack: Stack, task_id: str, doc: dict[str, Any]) -> None:
+    """txt, srt and vtt of a real whisper transcript, read back with real parsers."""
+    words = [w["word"] for seg in doc["segments"] for w in seg["words"]]
+    spoken = normalise(" ".join(words)).split()
+    first_start = doc["segments"][0]["words"][0]["start_s"]
+
+    text = stack.client.get(f"/tasks/{task_id}/transcript", params={"format": "txt"})
+    assert text.status_code == 200 and text.headers["content-type"].startswith("text/plain")
+    assert normalise(text.text).split() == normalise(doc["text"]).split()
+
+    subrip = stack.client.get(f"/tasks/{task_id}/transcript", params={"format": "srt"})
+    assert subrip.headers["content-type"].startswith("application/x-subrip")
+    cues = list(srt.parse(subrip.text, ignore_errors=False))
+    assert normalise(" ".join(c.content for c in cues)).split() == spoken
+    assert abs(cues[0].start.total_seconds() - first_start) < 0.002
+
+    vtt = stack.client.get(f"/tasks/{task_id}/transcript", params={"format": "vtt"})
+    assert vtt.headers["content-type"].startswith("text/vtt")
+    captions = webvtt.from_string(vtt.text, strict=True)
+    assert normalise(" ".join(c.text for c in captions)).split() == spoken
+
+    assert (
+        stack.client.get(f"/tasks/{task_id}/transcript", params={"format": "docx"}).status_code
+        == 422
+    )
 
 
 def test_corrupt_audio_fails_with_its_code_and_the_worker_goes_on(
