@@ -1,6 +1,5 @@
 """Bearer-token authentication: who the caller is and which users it may act for."""
 
-import asyncio
 import logging
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -9,6 +8,7 @@ from urllib.parse import unquote, urlparse
 import jwt
 from fastapi import HTTPException, status
 
+from producer_api.jwks import JwksCache, JwksUnavailable, UnknownKeyId, key_in
 from producer_api.settings import AuthSettings
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class TokenVerifier:
         self.algorithms = settings.accepted_algorithms
         self._key: Any = None
         self._jwks: jwt.PyJWKSet | None = None
-        self._jwks_client: jwt.PyJWKClient | None = None
+        self._jwks_cache: JwksCache | None = None
         if settings.mode == "none":
             return
         if settings.hs256_secret is not None:
@@ -73,8 +73,10 @@ class TokenVerifier:
                     Path(unquote(url.path)).read_text(encoding="utf-8")
                 )
             else:
-                self._jwks_client = jwt.PyJWKClient(
-                    settings.jwks_url, lifespan=settings.jwks_cache_s, timeout=5
+                self._jwks_cache = JwksCache(
+                    settings.jwks_url,
+                    max_age_s=settings.jwks_cache_s,
+                    min_refetch_s=settings.jwks_min_refetch_s,
                 )
 
     @property
@@ -87,8 +89,8 @@ class TokenVerifier:
 
         Raises:
             HTTPException: 401 when the token is malformed, expired, not signed by the
-                configured key, or lacks the required claims; 503 when the JWKS endpoint
-                cannot be reached.
+                configured key, names a key the JWKS lacks, or lacks the required claims;
+                503 when its key is not known and the JWKS cannot be fetched now.
         """
         if len(token) > MAX_TOKEN_CHARS:
             raise unauthorized("The token is too long.")
@@ -97,11 +99,15 @@ class TokenVerifier:
             claims = self._decode(token, key)
         except jwt.ExpiredSignatureError as exc:
             raise unauthorized("The token has expired.") from exc
-        except jwt.PyJWKClientConnectionError as exc:
-            log.warning("jwks unreachable", extra={"error": type(exc).__name__})
+        except JwksUnavailable as exc:
             raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE, "Tokens cannot be verified now; retry."
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                "Tokens cannot be verified now: the identity provider's keys are unavailable; "
+                "retry.",
             ) from exc
+        except UnknownKeyId as exc:
+            log.info("token refused", extra={"reason": "unknown kid"})
+            raise unauthorized("The token's key id is not known.") from exc
         except jwt.PyJWTError as exc:
             log.info("token refused", extra={"reason": type(exc).__name__})
             raise unauthorized("The token is not valid.") from exc
@@ -111,17 +117,17 @@ class TokenVerifier:
         return Caller(subject, self.settings.admin_scope in _scopes(claims))
 
     async def _key_for(self, token: str) -> Any:
-        if self._jwks_client is not None:
-            client = self._jwks_client  # blocking fetch on a cache miss: off the event loop
-            return (await asyncio.to_thread(client.get_signing_key_from_jwt, token)).key
-        if self._jwks is not None:
-            kid = jwt.get_unverified_header(token).get("kid")
-            keys = self._jwks.keys
-            for jwk in keys:
-                if jwk.key_id == kid or (kid is None and len(keys) == 1):
-                    return jwk.key
-            raise jwt.InvalidKeyError("No key in the JWKS matches the token's kid.")
-        return self._key
+        if self._jwks_cache is None and self._jwks is None:
+            return self._key
+        kid = jwt.get_unverified_header(token).get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise jwt.InvalidTokenError("The token's kid is not a string.")
+        if self._jwks_cache is not None:
+            return await self._jwks_cache.key_for(kid)
+        key = None if self._jwks is None else key_in(self._jwks, kid)
+        if key is None:
+            raise UnknownKeyId("No key in the JWKS matches the token's kid.")
+        return key
 
     def _decode(self, token: str, key: Any) -> dict[str, Any]:
         s = self.settings

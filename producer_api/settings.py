@@ -34,6 +34,8 @@ class AuthSettings(BaseModel):
     leeway_s: float = Field(default=30.0, ge=0, le=300)  # clock skew allowed on exp/nbf/iat
     admin_scope: str = "medvoice:admin"  # in ``scope``/``scp``: may act for any user
     jwks_cache_s: float = Field(default=300.0, gt=0)  # how long a fetched JWKS is trusted
+    # An unknown kid refetches the JWKS at most this often (a failed fetch counts too).
+    jwks_min_refetch_s: float = Field(default=30.0, ge=0)
 
     @model_validator(mode="after")
     def _one_key_source(self) -> "AuthSettings":
