@@ -17,6 +17,7 @@ from processors.asr.whisper import WhisperBackend
 from processors.audio import decode
 from processors.chunking import transcribe_chunked
 from schemas.events import AudioSubmitted
+from schemas.ids import AudioExtension
 from tests.fixtures.driver import StatusFollower, put_audio, submitted
 from tests.fixtures.stack import StackConfig, start_worker
 
@@ -40,7 +41,7 @@ def direct(clips: list[Clip], backend: WhisperBackend) -> dict[str, Any]:
     started = time.perf_counter()
     for clip in clips:
         t0 = time.perf_counter()
-        pcm = decode(clip.data, max_duration_s=4 * 3600)
+        pcm = decode(clip.data, AudioExtension(clip.extension), max_duration_s=4 * 3600)
         t1 = time.perf_counter()
         transcribe_chunked(backend, pcm.samples, AsrOptions(), CHUNK_S)
         t2 = time.perf_counter()
@@ -212,7 +213,12 @@ def run(
     worker_idle = proc_status(worker.pid)
     backend = WhisperBackend(**ws)
     # Warm both sides up on the shortest clip (first-call allocations, model pages).
-    transcribe_chunked(backend, decode(clips[0].data).samples, AsrOptions(), CHUNK_S)
+    transcribe_chunked(
+        backend,
+        decode(clips[0].data, AudioExtension(clips[0].extension)).samples,
+        AsrOptions(),
+        CHUNK_S,
+    )
     asyncio.run(submit_and_wait(cfg, events_for(clips[:1])))
     direct_runs, pipe_runs = [], []
     for rep in range(reps):  # interleaved, so drifting machine load hits both sides alike

@@ -1,4 +1,4 @@
-"""Decoding any supported container to 16 kHz mono float32 PCM with PyAV."""
+"""Decoding a recording of a supported container to 16 kHz mono float32 PCM with PyAV."""
 
 import io
 from typing import NamedTuple
@@ -7,7 +7,9 @@ import av
 import numpy as np
 import numpy.typing as npt
 
+from medvoice_common.audio_format import open_audio
 from processors.errors import ErrorCode, TaskError
+from schemas.ids import AudioExtension
 
 SAMPLE_RATE = 16_000  # what both ASR backends are given
 MIN_SAMPLES = SAMPLE_RATE // 10  # under 0.1 s there is nothing to transcribe
@@ -25,11 +27,15 @@ class Pcm(NamedTuple):
         return len(self.samples) / SAMPLE_RATE
 
 
-def decode(data: bytes, *, max_duration_s: float | None = None) -> Pcm:
-    """Decode ``data`` (any container/codec FFmpeg knows) to 16 kHz mono float32.
+def decode(data: bytes, extension: AudioExtension, *, max_duration_s: float | None = None) -> Pcm:
+    """Decode ``data``, a recording in the container ``extension`` names, to 16 kHz mono.
+
+    Only that container's demuxer reads it (:func:`medvoice_common.audio_format.open_audio`):
+    FFmpeg does not guess, so a playlist, concat script or image is not decoded.
 
     Args:
         data: the file's bytes.
+        extension: its declared container.
         max_duration_s: stop and fail once more audio than this has been decoded.
 
     Returns:
@@ -42,7 +48,7 @@ def decode(data: bytes, *, max_duration_s: float | None = None) -> Pcm:
     chunks: list[npt.NDArray[np.float32]] = []
     total = 0
     try:
-        with av.open(io.BytesIO(data), mode="r") as container:
+        with open_audio(io.BytesIO(data), extension) as container:
             stream = _audio_stream(container)
             resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
             for frame in container.decode(stream):

@@ -8,6 +8,8 @@ class ErrorCode(StrEnum):
 
     AUDIO_MISSING = "audio_missing"
     AUDIO_UNDECODABLE = "audio_undecodable"
+    AUDIO_WRONG_FORMAT = "audio_wrong_format"
+    """The file's bytes are not the container its extension declares."""
     AUDIO_EMPTY = "audio_empty"
     AUDIO_TOO_LONG = "audio_too_long"
     AUDIO_TOO_LARGE = "audio_too_large"

@@ -1,6 +1,7 @@
-"""The steps of one task as plain functions: fetch, decode, recognise, store. No Kafka here."""
+"""The steps of one task as plain functions: fetch, check, decode, recognise, store (no Kafka)."""
 
 import asyncio
+import io
 import logging
 import time
 from concurrent.futures import Executor
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 
 from medvoice_common import s3
+from medvoice_common.audio_format import HEAD_BYTES, looks_like, probe_duration_s
 from processors import metrics
 from processors.asr.base import AsrBackend, AsrOptions
 from processors.audio import Pcm, decode
@@ -19,7 +21,7 @@ from processors.errors import ErrorCode, TaskError
 from processors.settings import WorkerSettings
 from processors.vocabulary import Vocabulary
 from schemas.events import AudioSubmitted
-from schemas.ids import transcript_object_key
+from schemas.ids import AudioExtension, transcript_object_key
 from schemas.transcript import TranscriptDocument, VocabularyInfo
 
 if TYPE_CHECKING:  # stubs from the dev extra; the image has no mypy_boto3_s3
@@ -84,6 +86,30 @@ def fetch_audio(ctx: PipelineContext, key: str) -> bytes:
         raise _storage_error(exc, "download") from exc
     except BotoCoreError as exc:
         raise _storage_error(exc, "download") from exc
+
+
+def admit(data: bytes, extension: AudioExtension, max_audio_s: float) -> None:
+    """The API's checks of a direct upload, before any decoding.
+
+    A presigned upload goes straight to S3 and never meets the API, so every recording
+    gets them here: its first bytes must be the declared container's, and the duration
+    its header states must be within ``max_audio_s`` (decoding also stops at that limit,
+    for a header that says less than the file holds).
+
+    Raises:
+        TaskError: ``audio_wrong_format`` or ``audio_too_long`` (permanent).
+    """
+    if not looks_like(extension, data[:HEAD_BYTES]):
+        raise TaskError(
+            ErrorCode.AUDIO_WRONG_FORMAT,
+            f"The file's content is not a {extension.value} recording.",
+        )
+    duration = probe_duration_s(io.BytesIO(data), extension)
+    if duration is not None and duration > max_audio_s:
+        raise TaskError(
+            ErrorCode.AUDIO_TOO_LONG,
+            f"The recording lasts {duration:.0f} s; at most {max_audio_s:.0f} s are accepted.",
+        )
 
 
 def load_existing(ctx: PipelineContext, event: AudioSubmitted) -> TranscriptDocument | None:
@@ -166,10 +192,12 @@ async def run(ctx: PipelineContext, event: AudioSubmitted) -> tuple[TranscriptDo
     timings: dict[str, float] = {}
     with metrics.stage("download", backend, timings):
         data = await _blocking(ctx.io_executor, partial(fetch_audio, ctx, event.object_key))
+    max_audio_s = ctx.settings.worker.max_audio_s
     with metrics.stage("decode", backend, timings):
+        await _blocking(ctx.io_executor, partial(admit, data, event.file_extension, max_audio_s))
         pcm = await _blocking(
             ctx.io_executor,
-            partial(decode, data, max_duration_s=ctx.settings.worker.max_audio_s),
+            partial(decode, data, event.file_extension, max_duration_s=max_audio_s),
         )
     del data
     started = time.perf_counter()

@@ -21,6 +21,7 @@ from processors.asr.whisper import WhisperBackend
 from processors.audio import SAMPLE_RATE, decode
 from processors.errors import ErrorCode, TaskError
 from processors.settings import RivaOptions
+from schemas.ids import AudioExtension
 from tests.fixtures.riva_server import DEFAULT_MODEL, RivaTestServer, make_tls_files
 
 pytestmark = pytest.mark.integration
@@ -64,7 +65,7 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> npt.NDArray[np.float32]:
     """SENTENCE spoken by espeak-ng, decoded to 16 kHz mono float32."""
     wav = tmp_path_factory.mktemp("riva") / "speech.wav"
     subprocess.run(["espeak-ng", "-w", str(wav), SENTENCE], check=True, timeout=30)
-    return decode(wav.read_bytes()).samples
+    return decode(wav.read_bytes(), AudioExtension.WAV).samples
 
 
 @pytest.fixture

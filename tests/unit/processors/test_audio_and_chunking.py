@@ -13,6 +13,7 @@ from processors.asr.whisper import WhisperBackend
 from processors.audio import SAMPLE_RATE, decode
 from processors.chunking import chunk_bounds, transcribe_chunked
 from processors.errors import ErrorCode, TaskError
+from schemas.ids import AudioExtension
 from schemas.transcript import Segment, Word
 from tests.fixtures.audio import silence_wav, spoken_clip
 
@@ -24,9 +25,9 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("audio")
 
 
-@pytest.mark.parametrize("ext", ["m4a", "mp3", "ogg", "flac", "wav"])
-def test_every_supported_codec_decodes_to_16k_mono(work: Path, ext: str) -> None:
-    pcm = decode(spoken_clip(SENTENCE, ext, work))
+@pytest.mark.parametrize("ext", list(AudioExtension))
+def test_every_supported_codec_decodes_to_16k_mono(work: Path, ext: AudioExtension) -> None:
+    pcm = decode(spoken_clip(SENTENCE, ext.value, work), ext)
     assert pcm.samples.dtype == np.float32 and pcm.samples.ndim == 1
     assert 2.0 < pcm.duration_s < 6.0
     assert float(np.abs(pcm.samples).max()) <= 1.0
@@ -35,19 +36,19 @@ def test_every_supported_codec_decodes_to_16k_mono(work: Path, ext: str) -> None
 
 def test_garbage_is_undecodable() -> None:
     with pytest.raises(TaskError) as info:
-        decode(b"\x00\x01garbage" * 100)
+        decode(b"\x00\x01garbage" * 100, AudioExtension.M4A)
     assert info.value.code is ErrorCode.AUDIO_UNDECODABLE and not info.value.transient
 
 
 def test_a_blip_is_empty(work: Path) -> None:
     with pytest.raises(TaskError) as info:
-        decode(silence_wav(0.05, work / "blip.wav").read_bytes())
+        decode(silence_wav(0.05, work / "blip.wav").read_bytes(), AudioExtension.WAV)
     assert info.value.code is ErrorCode.AUDIO_EMPTY
 
 
 def test_too_long_stops_decoding(work: Path) -> None:
     with pytest.raises(TaskError) as info:
-        decode(spoken_clip(SENTENCE, "mp3", work), max_duration_s=1.0)
+        decode(spoken_clip(SENTENCE, "mp3", work), AudioExtension.MP3, max_duration_s=1.0)
     assert info.value.code is ErrorCode.AUDIO_TOO_LONG
 
 
@@ -65,7 +66,7 @@ def test_chunks_cover_the_audio_and_cut_at_quiet_points() -> None:
 
 def test_short_clip_is_one_chunk_and_transcribed(work: Path) -> None:
     backend = WhisperBackend(beam_size=1)
-    pcm = decode(spoken_clip(SENTENCE, "m4a", work))
+    pcm = decode(spoken_clip(SENTENCE, "m4a", work), AudioExtension.M4A)
     transcript, info = transcribe_chunked(backend, pcm.samples, AsrOptions(), 60.0)
     assert len(info.chunks) == 1
     text = " ".join(s.text for s in transcript.segments).lower()
