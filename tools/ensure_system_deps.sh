@@ -34,6 +34,29 @@ case "$purpose" in
   *) echo "usage: $0 test|kafka|dev" >&2; exit 2 ;;
 esac
 
+# kustomize renders k8s/ for the deployment tests (tests/unit/deploy/): `kustomize` or
+# `kubectl kustomize` on PATH will do. Neither is a Debian package: with Go it is built from
+# the Go module proxy into build/tools/bin (git-ignored; the tests look there too).
+KUSTOMIZE_VERSION=v5.7.1
+script_dir="${BASH_SOURCE[0]%/*}"
+[[ "$script_dir" == "${BASH_SOURCE[0]}" ]] && script_dir=.
+kustomize_bin="$(cd "$script_dir/.." && pwd)/build/tools/bin"
+kustomize_missing=0
+if [[ "$purpose" == test ]] && ! command -v kustomize >/dev/null 2>&1 \
+  && ! kubectl kustomize --help >/dev/null 2>&1 && [[ ! -x "$kustomize_bin/kustomize" ]]; then
+  if command -v go >/dev/null 2>&1; then
+    echo "== installing kustomize $KUSTOMIZE_VERSION into $kustomize_bin (go install)" >&2
+    GOBIN="$kustomize_bin" go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION" >&2
+  else
+    kustomize_missing=1
+    {
+      echo "missing for \`make test\`: kustomize (renders k8s/ in tests/unit/deploy)"
+      echo "install kubectl (it has \`kubectl kustomize\`), or Go and then:"
+      echo "  GOBIN=$kustomize_bin go install sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"
+    } >&2
+  fi
+fi
+
 missing=()
 for program in "${!needs[@]}"; do
   command -v "$program" >/dev/null 2>&1 || missing+=("${needs[$program]}")
@@ -42,7 +65,7 @@ done
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u | sed '/^$/d')
 
 if ((${#missing[@]} == 0)); then
-  exit 0
+  exit "$kustomize_missing"
 fi
 
 if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
@@ -57,7 +80,7 @@ if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
     fi
     pkill -x "$svc" >/dev/null 2>&1 || true
   done
-  exit 0
+  exit "$kustomize_missing"
 fi
 
 if [[ "$purpose" == dev ]]; then
