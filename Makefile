@@ -32,9 +32,11 @@ $(KAFKA_LIB)/.done: tests/kafka/pom.xml
 	mvn -q -B -f tests/kafka/pom.xml dependency:copy-dependencies
 	touch $@
 
-dev: $(VENV)/.installed  ## the whole stack on this machine (embedded broker, S3, API :8000, one worker)
+dev: $(VENV)/.installed  ## the whole stack on this machine (Apache Kafka :9092, S3 :9000, API :8000, one worker)
 	tools/ensure_system_deps.sh dev
-	$(BIN)/python -m tools.dev_stack
+	@if command -v java >/dev/null 2>&1; then $(MAKE) --no-print-directory kafka-jars \
+	  || echo "make dev: the Kafka jars could not be fetched; the embedded broker stands in" >&2; fi
+	$(BIN)/python -m tools.dev_stack $(DEV_ARGS)
 
 test: system-deps $(VENV)/.installed kafka-jars  ## the whole suite against real Apache Kafka, S3, workers
 	$(BIN)/python -m pytest; rc=$$?; \
@@ -55,8 +57,9 @@ format:  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-schemas: $(VENV)/.installed  ## write the events' JSON Schema to schemas/json/
+schemas: $(VENV)/.installed  ## write the events' JSON Schema (schemas/json/) and docs/asyncapi.yaml
 	$(BIN)/python -m schemas.export schemas/json
+	$(BIN)/python -m tools.asyncapi docs/asyncapi.yaml
 
 clean:  ## remove the venv and build outputs
 	rm -rf $(VENV) tests/kafka/target .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,10 @@
-"""Write the JSON Schema of every event: ``python -m schemas.export DIR``."""
+"""Write the JSON Schema of every event: ``python -m schemas.export DIR``.
+
+``DIR/<Model>.schema.json`` is the current contract (committed; a test fails when it is
+stale). ``DIR/released/v<schema_version>/`` is the contract as released with that
+``schema_version``: written once, when missing, and from then on the baseline that
+``schemas.compat`` holds every later change to (``tests/unit/schemas/test_contract.py``).
+"""
 
 import json
 import sys
@@ -6,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from schemas.events import AudioSubmitted, TaskStatusChanged, TranscriptReady
+from schemas.events import SCHEMA_VERSION, AudioSubmitted, TaskStatusChanged, TranscriptReady
 from schemas.transcript import TranscriptDocument
 
 MODELS: tuple[type[BaseModel], ...] = (
@@ -17,8 +23,20 @@ MODELS: tuple[type[BaseModel], ...] = (
 )
 
 
+def schema_text(model: type[BaseModel]) -> str:
+    """The JSON Schema of ``model`` as written to disk (validation mode: what readers accept)."""
+    return json.dumps(model.model_json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def released_dir(directory: Path, version: int = SCHEMA_VERSION) -> Path:
+    """Where the schemas released with ``version`` are kept."""
+    return directory / "released" / f"v{version}"
+
+
 def export(directory: Path) -> list[Path]:
     """Write ``<Model>.schema.json`` for every contract model into ``directory``.
+
+    Also writes the release baseline of the current ``schema_version`` when it is missing.
 
     Args:
         directory: where to write; created if missing.
@@ -27,11 +45,17 @@ def export(directory: Path) -> list[Path]:
         The files written.
     """
     directory.mkdir(parents=True, exist_ok=True)
+    released = released_dir(directory)
+    new_release = not released.is_dir()
+    if new_release:
+        released.mkdir(parents=True)
     written = []
     for model in MODELS:
-        path = directory / f"{model.__name__}.schema.json"
-        path.write_text(json.dumps(model.model_json_schema(), indent=2, sort_keys=True) + "\n")
-        written.append(path)
+        targets = [directory] + ([released] if new_release else [])
+        for target in targets:
+            path = target / f"{model.__name__}.schema.json"
+            path.write_text(schema_text(model))
+            written.append(path)
     return written
 
 
