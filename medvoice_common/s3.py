@@ -24,6 +24,9 @@ def make_client(settings: CommonSettings) -> "S3Client":
             read_timeout=cfg.read_timeout_s,
             retries={"max_attempts": cfg.max_attempts, "mode": "standard"},
             max_pool_connections=64,  # the API checks objects from many requests at once
+            # Explicit: unset, botocore presigns S3 URLs with SigV2, which AWS refuses for
+            # SSE-KMS; with SigV4 the encryption headers are signed and the client sends them.
+            signature_version="s3v4",
         ),
     }
     if settings.s3.endpoint_url:

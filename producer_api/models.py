@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from schemas.events import ErrorInfo, TranscriptSummary
 from schemas.ids import AudioExtension
@@ -48,6 +48,10 @@ class PresignPublic(UploadPublic):
 
     url: str
     method: str = "PUT"
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="headers the PUT must send as given (the signature covers them)",
+    )
     expires_in_s: int
 
 

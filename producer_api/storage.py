@@ -75,13 +75,31 @@ class Storage:
 
     def presign_put(
         self, user_id: str, extension: AudioExtension, expires_s: int
-    ) -> tuple[StoredAudio, str]:
-        """A presigned PUT URL for a new recording of ``user_id`` (signing is local)."""
+    ) -> tuple[StoredAudio, str, dict[str, str]]:
+        """A presigned PUT URL for a new recording of ``user_id`` (signing is local).
+
+        Returns:
+            The recording to be, the URL, and the headers the PUT must carry: the signature
+            covers them (server-side encryption), so a PUT without them is refused.
+        """
         file_id = new_file_id()
         key = audio_object_key(user_id, file_id, extension)
-        params = {"Bucket": self.bucket, "Key": key, **s3.put_kwargs(self.settings)}
+        extra = s3.put_kwargs(self.settings)
+        params = {"Bucket": self.bucket, "Key": key, **extra}
         url = self.client.generate_presigned_url("put_object", Params=params, ExpiresIn=expires_s)
-        return StoredAudio(file_id, extension, key), url
+        return StoredAudio(file_id, extension, key), url, self._header_names(extra)
+
+    def _header_names(self, params: dict[str, str]) -> dict[str, str]:
+        """PutObject parameters as the HTTP headers they travel in (names from botocore's model)."""
+        shape = self.client.meta.service_model.operation_model("PutObject").input_shape
+        members = shape.members if shape is not None else {}
+        headers = {}
+        for name, value in params.items():
+            wire = members[name].serialization if name in members else {}
+            if wire.get("location") != "header":
+                raise ValueError(f"PutObject parameter {name} is not a header")
+            headers[str(wire["name"])] = value
+        return headers
 
     async def get_json(self, key: str) -> bytes | None:
         """The object's bytes, or None when it does not exist."""

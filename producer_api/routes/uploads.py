@@ -98,5 +98,5 @@ async def presign_upload(
 ) -> PresignPublic:
     """A short-lived presigned PUT URL for a new recording of this user."""
     expires = settings.api.presign_expiry_s
-    stored, url = storage.presign_put(user_id, file_extension, expires)
-    return PresignPublic(**stored._asdict(), url=url, expires_in_s=expires)
+    stored, url, headers = storage.presign_put(user_id, file_extension, expires)
+    return PresignPublic(**stored._asdict(), url=url, headers=headers, expires_in_s=expires)
