@@ -21,7 +21,7 @@ from processors.errors import ErrorCode, TaskError
 from processors.settings import WorkerSettings
 from processors.vocabulary import Vocabulary
 from schemas.events import AudioSubmitted
-from schemas.ids import AudioExtension, transcript_object_key
+from schemas.ids import AudioExtension, audio_object_key, transcript_object_key
 from schemas.transcript import TranscriptDocument, VocabularyInfo
 
 if TYPE_CHECKING:  # stubs from the dev extra; the image has no mypy_boto3_s3
@@ -61,6 +61,25 @@ def _storage_error(exc: BaseException, what: str) -> TaskError:
             ErrorCode.STORAGE_UNAVAILABLE, f"Storage unavailable ({what}).", transient=True
         )
     return TaskError(ErrorCode.STORAGE_UNAVAILABLE, f"Storage refused the request ({what}).")
+
+
+def recording_key(event: AudioSubmitted) -> str:
+    """The S3 key of the event's recording, rebuilt from its ids (the API's layout).
+
+    The worker never reads a key the event merely names: a record whose ``object_key``
+    differs from the key of its own user_id, file_id and file_extension is refused, so a
+    forged or corrupted record cannot make the worker read another user's object.
+
+    Raises:
+        TaskError: ``object_key_mismatch`` (permanent).
+    """
+    key = audio_object_key(event.user_id, event.file_id, event.file_extension)
+    if event.object_key != key:
+        raise TaskError(
+            ErrorCode.OBJECT_KEY_MISMATCH,
+            "The task's object_key does not match its user_id, file_id and file_extension.",
+        )
+    return key
 
 
 def fetch_audio(ctx: PipelineContext, key: str) -> bytes:
@@ -185,13 +204,14 @@ async def run(ctx: PipelineContext, event: AudioSubmitted) -> tuple[TranscriptDo
     Raises:
         TaskError: why the task cannot complete (transient or permanent).
     """
+    key = recording_key(event)
     existing = await _blocking(ctx.io_executor, partial(load_existing, ctx, event))
     if existing is not None:
         return existing, False
     backend = ctx.backend.name
     timings: dict[str, float] = {}
     with metrics.stage("download", backend, timings):
-        data = await _blocking(ctx.io_executor, partial(fetch_audio, ctx, event.object_key))
+        data = await _blocking(ctx.io_executor, partial(fetch_audio, ctx, key))
     max_audio_s = ctx.settings.worker.max_audio_s
     with metrics.stage("decode", backend, timings):
         await _blocking(ctx.io_executor, partial(admit, data, event.file_extension, max_audio_s))
