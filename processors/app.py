@@ -8,16 +8,39 @@ from processors.agents import TaskProcessor
 from processors.faust_config import app_settings
 from processors.health import Readiness, register_routes
 from processors.lag import register_lag
+from processors.lifecycle import HardExit, Liveness
 from processors.offsets import OffsetGuard
 from processors.pipeline import PipelineContext
 
 STATUS_TABLE = "task_status"
 
 
+class WorkerApp(faust.App):
+    """The Faust app, telling the processor when a rebalance or the shutdown begins.
+
+    Both then wait for the events taken to be acked (``stream_wait_empty``); the processor
+    bounds that wait (its in-flight work gets half the grace period, then is cancelled).
+    """
+
+    processor: TaskProcessor | None = None
+
+    def on_rebalance_start(self) -> None:
+        """Call when a rebalance starts (from the consumer's thread, before the revoke)."""
+        super().on_rebalance_start()
+        if self.processor is not None:
+            self.processor.on_rebalance()
+
+    async def on_stop(self) -> None:
+        """Call when the app stops: bound the in-flight work before Faust waits for it."""
+        if self.processor is not None:
+            self.processor.begin_shutdown()
+        await super().on_stop()
+
+
 def create_app(ctx: PipelineContext) -> tuple[faust.App, TaskProcessor]:
     """Build the worker's Faust app around ``ctx`` (nothing connects until it runs)."""
     settings = ctx.settings
-    app = faust.App(settings.faust_app_id, **app_settings(settings))
+    app = WorkerApp(settings.faust_app_id, **app_settings(settings))
     topics = settings.topics
     parts = settings.kafka.partitions
 
@@ -39,17 +62,32 @@ def create_app(ctx: PipelineContext) -> tuple[faust.App, TaskProcessor]:
         "retry": retry,
         "dlq": raw_topic(topics.dlq),
     }
-    # Keyed by task_id like its source topics, with as many partitions (DESIGN.md §7).
+    # Keyed by task_id like its source topics, with as many partitions.
     table = app.Table(STATUS_TABLE, default=None, partitions=parts, help="Task status by task_id.")
     offsets = OffsetGuard(app, (topics.submitted, topics.retry))
     offsets.install()
-    processor = TaskProcessor(ctx, table, outputs, topics, offsets=offsets)
+    liveness = Liveness()
+
+    async def flush() -> None:
+        await app.producer.flush()
+
+    processor = TaskProcessor(
+        ctx,
+        table,
+        outputs,
+        topics,
+        offsets=offsets,
+        liveness=liveness,
+        hard_exit=HardExit(settings.worker.shutdown_grace_s),
+        flush=flush,
+    )
+    app.processor = processor
     agents: list[tuple[faust.TopicT, str, Any]] = [
         (submitted, "transcribe", processor.consume_submitted),
         (retry, "retry", processor.consume_retry),
     ]
     for topic, name, fn in agents:
         app.agent(topic, name=name)(cast("Any", fn))
-    register_routes(app, Readiness(app, ctx))
+    register_routes(app, Readiness(app, ctx), liveness)
     register_lag(app, topics.submitted)
     return app, processor

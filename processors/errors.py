@@ -19,6 +19,8 @@ class ErrorCode(StrEnum):
     RETRIES_EXHAUSTED = "retries_exhausted"
     INTERNAL = "internal_error"
     INVALID_EVENT = "invalid_event"
+    WORKER_CRASHED = "worker_crashed"
+    """Deliveries of the task kept ending without an outcome (the worker died in it)."""
     OBJECT_KEY_MISMATCH = "object_key_mismatch"
     """The event's object_key is not the key its user_id, file_id and extension name."""
 

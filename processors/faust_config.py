@@ -43,13 +43,14 @@ def app_settings(settings: WorkerSettings) -> dict[str, Any]:
         "broker_heartbeat_interval": w.heartbeat_s,
         "broker_commit_interval": 1.0,  # commit often: a crash redelivers little
         "consumer_auto_offset_reset": "earliest",
-        "stream_wait_empty": True,  # on shutdown, finish what was taken before committing
-        "stream_ack_exceptions": False,  # an event whose handler raised is not acked (§7)
-        "stream_ack_cancelled_tasks": False,  # cancelled at shutdown: redelivered, not lost
+        # Rebalances and shutdown wait for the events taken to be acked; the in-flight work
+        # is bounded by the processor (TaskProcessor.on_rebalance / begin_shutdown), and what
+        # is committed only passes finished records (processors.offsets).
+        "stream_wait_empty": True,
         "web_enabled": True,
         "web_host": w.web_host,
         "web_bind": w.web_host,
         "web_port": w.web_port,
         "autodiscover": False,
-        "processing_guarantee": "at_least_once",  # exactly_once needs transactions (§7)
+        "processing_guarantee": "at_least_once",  # duplicates are recognised by task_id
     }

@@ -9,6 +9,7 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from processors import metrics
+from processors.lifecycle import Liveness
 from processors.pipeline import PipelineContext
 
 log = logging.getLogger(__name__)
@@ -64,20 +65,26 @@ class Readiness:
         return True
 
 
-def register_routes(app: faust.App, readiness: Readiness) -> None:
-    """Add the health and metrics routes to the worker's web server, and the periodic probes."""
+def register_routes(app: faust.App, readiness: Readiness, liveness: Liveness) -> None:
+    """Add the health and metrics routes to the worker's web server, and the periodic probes.
+
+    ``/healthz`` fails once the worker cannot make progress (it is stopping itself then);
+    ``/readyz`` fails then too, and whenever a dependency is unreachable.
+    """
     app.task(readiness.probe)
     app.timer(BACKEND_PROBE_INTERVAL_S, name="dependency_probe")(readiness.probe)
 
     @app.page("/healthz")
     class Healthz(View):
         async def get(self, request: Request) -> Response:
+            if not liveness.ok:
+                return self.json({"status": "failing", "problem": liveness.problem}, status=503)
             return self.json({"status": "ok"})
 
     @app.page("/readyz")
     class Readyz(View):
         async def get(self, request: Request) -> Response:
-            checks = await readiness.check()
+            checks = {**await readiness.check(), "making_progress": liveness.ok}
             ready = all(checks.values())
             return self.json(
                 {"status": "ready" if ready else "not ready", "checks": checks},

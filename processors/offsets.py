@@ -14,6 +14,7 @@ its own account per partition of the work topics:
   the pipeline recognises).
 """
 
+import inspect
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -22,6 +23,34 @@ import faust
 from faust.types import TP
 
 log = logging.getLogger(__name__)
+# The private parts of Faust's consumer the guard relies on (faust-streaming 0.15):
+# ``_new_offset(tp)`` proposes each commit, ``_committed_offset`` maps TP to the last commit.
+PRIVATE_METHOD = "_new_offset"
+PRIVATE_OFFSETS = "_committed_offset"
+
+
+class IncompatibleFaust(RuntimeError):
+    """The consumer lacks the private parts the guard replaces: the worker must not start."""
+
+
+def check_consumer(consumer: Any) -> None:
+    """Fail unless ``consumer`` has what :class:`OffsetGuard` hooks, as the guard uses it.
+
+    Raises:
+        IncompatibleFaust: a part is missing or has another shape.
+    """
+    method = getattr(type(consumer), PRIVATE_METHOD, None)
+    if not callable(method) or list(inspect.signature(method).parameters) != ["self", "tp"]:
+        raise IncompatibleFaust(
+            f"{type(consumer).__qualname__}.{PRIVATE_METHOD}(self, tp) is gone: this Faust "
+            "version commits differently and the offset guard cannot take over its commits"
+        )
+    offsets = getattr(consumer, PRIVATE_OFFSETS, None)
+    if offsets is None or not callable(getattr(offsets, "get", None)):
+        raise IncompatibleFaust(
+            f"{type(consumer).__qualname__}.{PRIVATE_OFFSETS} is gone: the offset guard "
+            "cannot tell where an assigned partition was committed"
+        )
 
 
 class _Partition:
@@ -43,8 +72,14 @@ class OffsetGuard:
         self._parts: dict[TP, _Partition] = {}
 
     def install(self) -> None:
-        """Take over the consumer's commit offsets for the guarded topics."""
+        """Take over the consumer's commit offsets for the guarded topics.
+
+        Raises:
+            IncompatibleFaust: the consumer lacks what is replaced (checked at start-up).
+        """
         consumer: Any = self.app.consumer
+        check_consumer(consumer)
+        # Private Faust API (SLF001): the only hook on what is committed; checked just above.
         faust_offset: Callable[[TP], int | None] = consumer._new_offset
 
         def new_offset(tp: TP) -> int | None:
@@ -53,7 +88,7 @@ class OffsetGuard:
                 return proposed
             return self.commit_offset(tp)
 
-        consumer._new_offset = new_offset
+        consumer._new_offset = new_offset  # private Faust API (SLF001), checked above
         # mode types handlers as a union of two callable types, which mypy cannot match
         self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
 
@@ -119,7 +154,9 @@ class OffsetGuard:
 
     async def _position(self, tp: TP, first_seen: int) -> int:
         """Where this assignment of ``tp`` starts: its committed offset, else the earliest."""
-        committed = getattr(self.app.consumer, "_committed_offset", {}).get(tp)
+        # Private Faust API (SLF001), checked by install: the offset last committed for tp.
+        consumer: Any = self.app.consumer
+        committed = consumer._committed_offset.get(tp)
         if committed is not None:
             return int(committed)
         earliest = await self.app.consumer.earliest_offsets(tp)

@@ -1,4 +1,4 @@
-"""Kafka record helpers for the worker: headers of retries and dead letters."""
+"""Kafka record helpers for the worker: reading records strictly, headers of retries and DLQ."""
 
 import random
 from collections.abc import Mapping, Sequence
@@ -29,12 +29,49 @@ class Origin(NamedTuple):
     """Its offset there."""
 
 
-def header_dict(headers: Headers) -> dict[str, bytes]:
-    """Headers as a dict (Faust gives a list of pairs or a mapping)."""
+class MalformedRecord(ValueError):
+    """A record whose headers or key are not what the pipeline writes: a poison record."""
+
+
+def parse_headers(headers: Headers | Sequence[tuple[str, bytes | None]]) -> dict[str, bytes]:
+    """Headers as a dict, strictly (Faust gives a list of pairs or a mapping).
+
+    Raises:
+        MalformedRecord: a header value is null (Kafka allows it) or not bytes, or a name
+            is not a string.
+    """
     if headers is None:
         return {}
     items = headers.items() if isinstance(headers, Mapping) else headers
-    return {str(k): bytes(v) for k, v in items}
+    parsed: dict[str, bytes] = {}
+    for name, value in items:
+        if not isinstance(name, str) or not isinstance(value, bytes | bytearray):
+            raise MalformedRecord(f"header {name!r} has no bytes value")
+        parsed[name] = bytes(value)
+    return parsed
+
+
+def header_dict(headers: Headers | Sequence[tuple[str, bytes | None]]) -> dict[str, bytes]:
+    """Headers as a dict, leniently: a header without a bytes value is left out."""
+    try:
+        return parse_headers(headers)
+    except MalformedRecord:
+        items = headers.items() if isinstance(headers, Mapping) else headers or ()
+        return {k: bytes(v) for k, v in items if isinstance(v, bytes | bytearray)}
+
+
+def parse_key(key: object) -> str:
+    """The record's key as text.
+
+    Raises:
+        MalformedRecord: the key is null, not bytes, or not UTF-8.
+    """
+    if not isinstance(key, bytes | bytearray):
+        raise MalformedRecord("the record has no key")
+    try:
+        return bytes(key).decode()
+    except UnicodeDecodeError:
+        raise MalformedRecord("the record's key is not UTF-8") from None
 
 
 def header_int(headers: Mapping[str, bytes], name: str, default: int) -> int:

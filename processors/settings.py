@@ -25,7 +25,12 @@ class WorkerOptions(BaseModel):
     max_attempts: int = Field(default=5, ge=1)  # for transient failures, then dead letter
     retry_base_s: float = 1.0  # first backoff; doubles each attempt, with full jitter
     retry_max_s: float = 60.0
-    shutdown_grace_s: float = 30.0
+    # SIGTERM: the worker is gone within this (hard exit if the graceful stop hangs). On
+    # SIGTERM and on a rebalance, in-flight work gets half of it to finish, then is cancelled.
+    shutdown_grace_s: float = Field(default=30.0, gt=0)
+    # Deliveries of one task that started and never reached an outcome (OOM kill, native
+    # crash): at this many, the next delivery dead-letters it as worker_crashed.
+    max_deliveries: int = Field(default=3, ge=1)
 
 
 class AsrOptions(BaseModel):
