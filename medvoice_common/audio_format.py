@@ -52,9 +52,11 @@ NO_NESTED_INPUT: dict[str, str] = {"protocol_whitelist": ""}
 """Container options: an empty protocol whitelist, so a demuxer cannot open another input
 (file, http, ...). The recording itself is read through PyAV's I/O, which is no protocol."""
 
-# Fail at import (so at start-up) when this FFmpeg build lacks a demuxer relied on above.
-for _name in set(DEMUXERS.values()):
-    av.ContainerFormat(_name)
+# Fail at import (so at start-up) when this FFmpeg build lacks a demuxer relied on above
+# (ContainerFormat raises ValueError for a name FFmpeg does not know at all).
+for _name in sorted(set(DEMUXERS.values())):
+    if not av.ContainerFormat(_name).is_input:
+        raise RuntimeError(f"This FFmpeg build has no {_name!r} demuxer.")
 
 
 def looks_like(extension: AudioExtension, head: bytes) -> bool:
