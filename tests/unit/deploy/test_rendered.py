@@ -511,14 +511,13 @@ def test_instructions_give_settings_the_processes_accept(
                 assert pod["terminationGracePeriodSeconds"] > built.worker.shutdown_grace_s
 
 
+@pytest.mark.parametrize("rendered", ["production", "production+riva"], indirect=True)
 def test_production_refuses_the_base_secret_keys(
     rendered: Rendered, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The old production instruction (create medvoice-secrets with the keys of the base's
     secretGenerator) sets an HS256 secret beside the JWKS URL: the API must refuse it, which
     is why the instructions now name their keys."""
-    if not rendered.case.startswith("production"):
-        pytest.skip("dev deploys the base's Secret itself")
     base = load(K8S / "base" / "kustomization.yaml")
     (generator,) = [g for g in base["secretGenerator"] if g["name"] == "medvoice-secrets"]
     keys = {lit.partition("=")[0] for lit in generator["literals"]}
@@ -790,9 +789,8 @@ def test_keda_scales_the_workers_on_their_lag(
 # --- per overlay ------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("rendered", ["production", "production+riva"], indirect=True)
 def test_production(rendered: Rendered) -> None:
-    if not rendered.case.startswith("production"):
-        pytest.skip("production only")
     config = medvoice_config(rendered)
     assert config["MEDVOICE_S3__SSE"] == "aws:kms"
     assert config["MEDVOICE_S3__SSE_KMS_KEY_ID"].startswith("arn:aws:kms:")
@@ -815,9 +813,8 @@ def test_production(rendered: Rendered) -> None:
     assert int(body.removesuffix("m")) * 1024 * 1024 > ApiOptions().max_upload_bytes
 
 
+@pytest.mark.parametrize("rendered", ["dev", "dev+riva"], indirect=True)
 def test_dev(rendered: Rendered) -> None:
-    if not rendered.case.startswith("dev"):
-        pytest.skip("dev only")
     assert not all_instructions(rendered).get("medvoice-secrets"), "dev creates nothing"
     assert "medvoice-secrets" in rendered.names("Secret")
     config = medvoice_config(rendered)
@@ -826,9 +823,8 @@ def test_dev(rendered: Rendered) -> None:
     assert "MEDVOICE_AUTH__JWKS_URL" not in config  # the placeholder HS256 secret is the source
 
 
+@pytest.mark.parametrize("rendered", ["dev+riva", "production+riva"], indirect=True)
 def test_riva_component(rendered: Rendered, monkeypatch: pytest.MonkeyPatch) -> None:
-    if not rendered.riva:
-        pytest.skip("with the Riva component only")
     _, worker = process_settings(rendered, monkeypatch)
     assert worker.asr.backend == "riva"
     host, _, port = worker.riva.uri.rpartition(":")
