@@ -1,7 +1,7 @@
 """Decoding a recording of a supported container to 16 kHz mono float32 PCM with PyAV."""
 
 import io
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import av
 import numpy as np
@@ -45,34 +45,77 @@ def decode(data: bytes, extension: AudioExtension, *, max_duration_s: float | No
         TaskError: ``audio_undecodable``, ``audio_empty`` or ``audio_too_long``.
     """
     max_samples = int(max_duration_s * SAMPLE_RATE) if max_duration_s else None
-    chunks: list[npt.NDArray[np.float32]] = []
-    total = 0
     try:
         with open_audio(io.BytesIO(data), extension) as container:
             stream = _audio_stream(container)
+            pcm = PcmBuffer(_expected_samples(container), max_samples)
             resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
-                    total += _append(chunks, out)
-                if max_samples is not None and total > max_samples:
-                    _too_long(max_duration_s)
+                    if not pcm.append(out.to_ndarray().reshape(-1)):
+                        _too_long(max_duration_s)
             for out in resampler.resample(None):
-                total += _append(chunks, out)
+                if not pcm.append(out.to_ndarray().reshape(-1)):
+                    _too_long(max_duration_s)
     except TaskError:
         raise
     except (av.FFmpegError, ValueError, IndexError) as exc:
         raise TaskError(
             ErrorCode.AUDIO_UNDECODABLE, "The file could not be decoded as audio."
         ) from exc
-    if total < MIN_SAMPLES:
+    if pcm.size < MIN_SAMPLES:
         raise TaskError(ErrorCode.AUDIO_EMPTY, "The recording holds no audio.")
-    return Pcm(np.concatenate(chunks))
+    return Pcm(pcm.samples())
 
 
-def _append(chunks: list[npt.NDArray[np.float32]], frame: av.AudioFrame) -> int:
-    samples = frame.to_ndarray().reshape(-1).astype(np.float32, copy=False)
-    chunks.append(samples)
-    return len(samples)
+class PcmBuffer:
+    """Decoded samples written in place into one preallocated array, never concatenated.
+
+    Sized from the container's duration estimate (capped by the limit); an estimate that is
+    short makes it grow by doubling, never past the limit. The peak is about one copy of
+    the audio, where collecting frames and concatenating them held two.
+    """
+
+    def __init__(self, expected: int, limit: int | None) -> None:
+        """Preallocate for ``expected`` samples; refuse more than ``limit`` (None: no limit)."""
+        capacity = max(expected, SAMPLE_RATE)
+        if limit is not None:
+            capacity = min(capacity, limit)
+        self.limit = limit
+        self.size = 0
+        self._data = np.empty(max(capacity, 1), dtype=np.float32)
+
+    @property
+    def capacity(self) -> int:
+        """Samples the buffer holds without growing."""
+        return len(self._data)
+
+    def append(self, samples: npt.NDArray[Any]) -> bool:
+        """Copy ``samples`` in; False (nothing copied) when they would pass the limit."""
+        end = self.size + len(samples)
+        if self.limit is not None and end > self.limit:
+            return False
+        if end > len(self._data):
+            grown = max(end, 2 * len(self._data))
+            bigger = np.empty(grown if self.limit is None else min(grown, self.limit), np.float32)
+            bigger[: self.size] = self._data[: self.size]
+            self._data = bigger
+        self._data[self.size : end] = samples
+        self.size = end
+        return True
+
+    def samples(self) -> npt.NDArray[np.float32]:
+        """The decoded samples (a view: no copy)."""
+        return self._data[: self.size]
+
+
+def _expected_samples(container: av.container.InputContainer) -> int:
+    """Samples the recording should decode to, from its container's duration (0: unknown)."""
+    duration = container.duration  # in av.time_base units (microseconds), or None
+    if not duration or duration <= 0:
+        return 0
+    # A little over the estimate: encoder padding and rounding would otherwise force a copy.
+    return int(duration / av.time_base * SAMPLE_RATE * 1.01) + SAMPLE_RATE // 10
 
 
 def _audio_stream(container: av.container.InputContainer) -> av.AudioStream:
