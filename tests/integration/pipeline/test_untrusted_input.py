@@ -52,9 +52,10 @@ def presigned_upload(client: httpx.Client, ext: str, data: bytes) -> str:
     """PUT ``data`` through a presigned URL of the API (no check on the way); its file_id."""
     presign = client.post(f"/uploads/{ALICE}/presign", params={"file_extension": ext})
     assert presign.status_code == 200, presign.text
-    put = httpx.put(presign.json()["url"], content=data, timeout=30.0)
+    answer = presign.json()
+    put = httpx.put(answer["url"], content=data, headers=answer["headers"], timeout=30.0)
     assert put.status_code == 200, put.text
-    return str(presign.json()["file_id"])
+    return str(answer["file_id"])
 
 
 def direct_upload(client: httpx.Client, ext: str, data: bytes) -> int:
