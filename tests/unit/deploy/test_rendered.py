@@ -776,6 +776,8 @@ def test_keda_scales_the_workers_on_their_lag(
     assert meta["bootstrapServers"] == bootstrap
     assert (meta["sasl"], meta["tls"]) == ("scram_sha512", "enable")
     assert meta["offsetResetPolicy"] == "earliest"  # as the workers' consumer
+    # Kafka 4 answers only request versions of Kafka 2.1 or later (KIP-896).
+    assert tuple(int(x) for x in meta["version"].split(".")) >= (2, 1, 0)
     (auth,) = rendered.of("TriggerAuthentication")
     assert trigger["authenticationRef"]["name"] == auth["metadata"]["name"]
     params = {r["parameter"]: r for r in auth["spec"]["secretTargetRef"]}
