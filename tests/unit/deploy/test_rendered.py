@@ -257,8 +257,11 @@ COMMAND = re.compile(
 )
 
 
-def instructed_secrets(kustomization: Path) -> dict[str, set[str]]:
-    """Secret name -> keys, for each ``kubectl create secret`` command in the file's comments."""
+def instructed_secrets(kustomization: Path, namespace: str) -> dict[str, set[str]]:
+    """Secret name -> keys, for each ``kubectl create secret`` command in the file's comments.
+
+    A command's ``-n`` must be the overlay's namespace (or a ``<placeholder>``).
+    """
     commands: list[str] = []
     pending = ""
     for line in kustomization.read_text(encoding="utf-8").splitlines():
@@ -275,7 +278,8 @@ def instructed_secrets(kustomization: Path) -> dict[str, set[str]]:
         match = COMMAND.search(command)
         if match is None:
             continue
-        kind, name = match.group(2), match.group(3)
+        given, kind, name = match.groups()
+        assert given in (None, namespace) or given.startswith("<"), f"{kustomization}: -n {given}"
         if kind == "docker-registry":
             secrets[name] = {".dockerconfigjson"}
         else:
@@ -285,9 +289,9 @@ def instructed_secrets(kustomization: Path) -> dict[str, set[str]]:
 
 
 def all_instructions(rendered: Rendered) -> dict[str, set[str]]:
-    secrets = instructed_secrets(rendered.overlay / "kustomization.yaml")
+    secrets = instructed_secrets(rendered.overlay / "kustomization.yaml", rendered.namespace)
     if rendered.riva:
-        secrets |= instructed_secrets(RIVA / "kustomization.yaml")
+        secrets |= instructed_secrets(RIVA / "kustomization.yaml", rendered.namespace)
     return secrets
 
 
@@ -419,6 +423,25 @@ def test_references_resolve(rendered: Rendered) -> None:
                 service = rendered.one("Service", backend["name"])
                 ports = {p.get("name") for p in service["spec"]["ports"]}
                 assert backend["port"].get("name") in ports, backend
+    # Services select pods; ServiceMonitors select Services and name one of their ports.
+    templates = [
+        d["spec"]["template"] for d in rendered.docs if d["kind"] in {"Deployment", "StatefulSet"}
+    ]
+    for service in rendered.of("Service"):
+        selector = service["spec"]["selector"].items()
+        (template,) = [t for t in templates if selector <= t["metadata"]["labels"].items()]
+        container_ports = {
+            p.get("name") for c in template["spec"]["containers"] for p in c.get("ports", [])
+        }
+        for port in service["spec"]["ports"]:
+            assert port["targetPort"] in container_ports, service["metadata"]["name"]
+    for monitor in rendered.of("ServiceMonitor"):
+        labels = monitor["spec"]["selector"]["matchLabels"].items()
+        (service,) = [
+            s for s in rendered.of("Service") if labels <= s["metadata"]["labels"].items()
+        ]
+        names = {p["name"] for p in service["spec"]["ports"]}
+        assert {e["port"] for e in monitor["spec"]["endpoints"]} <= names
 
 
 def test_namespaced_objects_are_in_the_overlay_namespace(rendered: Rendered) -> None:
