@@ -8,6 +8,7 @@ import faust
 from medvoice_common.logs import configure
 from medvoice_common.startup import wait_for_kafka, wait_for_s3
 from processors.app import create_app
+from processors.lifecycle import run_worker
 from processors.settings import WorkerSettings
 from processors.startup import build_context
 
@@ -23,15 +24,14 @@ def main() -> int:
     asyncio.run(wait_for_s3(settings))
     asyncio.run(wait_for_kafka(settings))
     ctx = build_context(settings)
-    app, _ = create_app(ctx)
+    app, processor = create_app(ctx)
     worker = faust.Worker(
         app,
         loglevel=settings.log_level,
         override_logging=False,  # keep the JSON lines configured above
         redirect_stdouts=False,
     )
-    worker.execute_from_commandline()
-    return 0
+    run_worker(worker, processor.liveness)  # exits the process when the worker stops
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ the orchestrator restarts the worker and the uncommitted records are delivered a
 
 import logging
 import os
+import sys
 import threading
+from typing import Any, NoReturn
 
 log = logging.getLogger(__name__)
 HARD_EXIT_CODE = 70  # EX_SOFTWARE: the graceful stop did not finish within its grace period
@@ -64,3 +66,24 @@ class HardExit:
         for handler in logging.getLogger().handlers:
             handler.flush()
         os._exit(self.code)
+
+
+def run_worker(worker: Any, liveness: Liveness) -> NoReturn:
+    """Run the Faust ``worker``; end the process as soon as its graceful stop is done.
+
+    A cancelled transcription can still occupy an executor thread (a native call cannot be
+    interrupted), and the interpreter would join that thread before exiting: the process
+    ends with ``os._exit`` instead, once Faust has committed and left the group. A worker
+    that stopped itself because it could not make progress exits with status 1.
+    """
+    code = 0
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    if code == 0 and not liveness.ok:
+        code = 1
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

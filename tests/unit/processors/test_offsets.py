@@ -7,9 +7,10 @@ on a real broker is what the SIGKILL test checks.
 from collections.abc import Mapping
 from typing import Any, cast
 
+import pytest
 from faust.types import TP
 
-from processors.offsets import OffsetGuard
+from processors.offsets import IncompatibleFaust, OffsetGuard
 
 WORK = TP("t.audio.submitted", 0)
 OTHER = TP("t.changelog", 0)
@@ -107,3 +108,50 @@ async def test_revocation_forgets_the_partition() -> None:
     (handler,) = cast(Any, guard.app).on_partitions_revoked.handlers
     await handler(guard.app, {WORK}, signal=None)
     assert guard.commit_offset(WORK) is None
+
+
+# -- the coupling to Faust's private consumer API, checked on the real class -----------------
+
+
+def real_app() -> Any:
+    """A real Faust app (nothing connects until it runs) and its real aiokafka consumer."""
+    import faust
+
+    return faust.App(f"guard-{id(object())}", broker="kafka://127.0.0.1:1", autodiscover=False)
+
+
+def test_the_guard_takes_over_the_commits_of_the_real_faust_consumer() -> None:
+    from faust.transport.consumer import Consumer
+
+    app = real_app()
+    assert isinstance(app.consumer, Consumer)
+    guard = OffsetGuard(app, [WORK.topic])
+    guard.install()
+    guard._parts[WORK] = _partition_at(12)
+    # Faust's own commit path asks the hook for each partition with acked records.
+    app.consumer._acked[WORK] = [12, 13, 14]
+    app.consumer._acked_index[WORK] = {12, 13, 14}
+    assert app.consumer._filter_committable_offsets([WORK]) == {WORK: 12}
+
+
+@pytest.mark.parametrize("missing", ["_new_offset", "_committed_offset"])
+def test_install_fails_at_start_up_when_faust_lacks_what_it_replaces(missing: str) -> None:
+    from faust.transport.consumer import Consumer
+
+    app = real_app()
+    consumer = app.consumer
+    if missing == "_new_offset":
+        # A Faust release that renamed the method: a real consumer class without it.
+        renamed = type("RenamedConsumer", (type(consumer),), {"_new_offset": None})
+        consumer.__class__ = renamed
+    else:
+        delattr(consumer, missing)
+    assert isinstance(consumer, Consumer)
+    with pytest.raises(IncompatibleFaust, match=missing):
+        OffsetGuard(app, [WORK.topic]).install()
+
+
+def _partition_at(mark: int) -> Any:
+    from processors.offsets import _Partition
+
+    return _Partition(mark)
