@@ -203,7 +203,7 @@ class BuildStage:
         return BuiltImage(venvs[0], runtime_env, cmd, self.log)
 
     def _env_pairs(self, args: str, env: dict[str, str]) -> dict[str, str]:
-        pairs = {}
+        pairs: dict[str, str] = {}
         for word in shlex.split(args):
             name, _, value = word.partition("=")
             pairs[name] = self.map(self.expand(value, {**env, **pairs}))

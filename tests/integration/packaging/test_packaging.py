@@ -126,7 +126,6 @@ def test_development_servers_are_not_in_the_image(image: Image) -> None:
     installed = {normalise(d["name"]) for d in json.loads(done.stdout)}
     assert "faust-streaming" in installed
     assert installed.isdisjoint(NOT_IN_IMAGE), installed & set(NOT_IN_IMAGE)
-    assert image.built.cmd == ["python", "-m", "producer_api"]
 
 
 def test_processes_started_from_the_repository_load_the_installed_packages(image: Image) -> None:
@@ -148,13 +147,13 @@ def deployment(
     image: Image, kafka_broker: KafkaBroker, s3_endpoint: str, tmp_path: Path
 ) -> Iterator[tuple[StackConfig, str]]:
     """A worker and the API from the image's venv; yields the config and the API's URL."""
-    cfg = StackConfig(kafka_broker.bootstrap, s3_endpoint, tmp_path)
+    cfg = StackConfig(kafka_broker.bootstrap, s3_endpoint, tmp_path, extra_env=image.env())
     python = str(image.built.python)
     procs: list[ManagedProcess] = []
     try:
-        worker, _ = start_worker(cfg, python=python, **image.env())
+        worker, _ = start_worker(cfg, python=python)
         procs.append(worker)
-        api, api_url = start_api(cfg, python=python, **image.env())
+        api, api_url = start_api(cfg, python=python)
         procs.append(api)
         yield cfg, api_url
     finally:
@@ -165,6 +164,8 @@ def deployment(
 async def test_api_and_worker_from_the_venv_transcribe_a_dictation(
     image: Image, deployment: tuple[StackConfig, str], tmp_path: Path
 ) -> None:
+    # start_api runs `<venv python> -m producer_api`: the image's command.
+    assert image.built.cmd == ["python", "-m", "producer_api"]
     cfg, api_url = deployment
     clip = spoken_clip(SENTENCE, "m4a", tmp_path)
     with cfg.client(api_url) as client:
