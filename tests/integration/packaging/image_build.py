@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 NOT_APPLIED = frozenset({"PIP_NO_CACHE_DIR"})
-RUN_TIMEOUT_S = 900.0  # one RUN step; a pip install without a warm cache downloads ~400 MB
+RUN_TIMEOUT_S = 600.0  # one RUN step; a pip install without a warm cache downloads ~400 MB
 HEREDOC = re.compile(r"<<-?\s*(['\"]?)(\w+)\1")
 VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 ABSOLUTE_PATH = re.compile(r"(?<![\w./$-])/[\w.-][\w./-]*")
