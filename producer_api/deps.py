@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.datastructures import UploadFile
 
 from producer_api.auth import Caller, TokenVerifier, unauthorized
-from producer_api.idempotency import IdempotencyStore
+from producer_api.idempotency import LEASE_PER_PUBLISH_TIMEOUT, IdempotencyStore
 from producer_api.publisher import Publisher
 from producer_api.settings import ApiSettings
 from producer_api.status_view import StatusView
@@ -35,7 +35,9 @@ async def _storage(request: Request) -> Storage:
 
 
 async def _idempotency(request: Request) -> IdempotencyStore:
-    return IdempotencyStore(cast(Storage, request.app.state.storage))
+    settings = cast(ApiSettings, request.app.state.settings)
+    lease_s = LEASE_PER_PUBLISH_TIMEOUT * settings.api.publish_timeout_s
+    return IdempotencyStore(cast(Storage, request.app.state.storage), lease_s)
 
 
 async def _status_view(request: Request) -> StatusView:

@@ -21,6 +21,10 @@ EVENTS_PUBLISHED = Counter(
 PUBLISH_FAILURES = Counter(
     "medvoice_publish_failures_total", "Submissions Kafka did not acknowledge in time."
 )
+STATUS_OWNER_CONFLICTS = Counter(
+    "medvoice_status_owner_conflicts_total",
+    "Status records ignored because they name another owner than the task's.",
+)
 PUBLISH_SECONDS = Histogram(
     "medvoice_publish_duration_seconds",
     "Time for Kafka to acknowledge a submission (acks=all).",

@@ -1,7 +1,13 @@
-"""Publishing AudioSubmitted (and the task's first status) with one shared producer."""
+"""Publishing a task: its ``queued`` status, then its AudioSubmitted event, one producer.
+
+Order matters for the compacted ``task.status`` topic, which keeps the *last* record of a
+task: ``queued`` is acknowledged before the work is published, so no worker status of the
+task can precede it in its partition, and compaction keeps the final status.
+"""
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -15,7 +21,23 @@ log = logging.getLogger(__name__)
 
 
 class DispatchError(Exception):
-    """The event could not be handed to Kafka in time."""
+    """Kafka did not acknowledge the task in time (or refused it)."""
+
+    def __init__(self, message: str, *, maybe_published: bool) -> None:
+        """``maybe_published``: the AudioSubmitted record was sent, so it may still land."""
+        super().__init__(message)
+        self.maybe_published = maybe_published
+
+
+def queued_status(event: AudioSubmitted) -> TaskStatusChanged:
+    """The task's first status, as the API writes it."""
+    return TaskStatusChanged(
+        task_id=event.task_id,
+        user_id=event.user_id,
+        file_id=event.file_id,
+        status=TaskStatus.QUEUED,
+        submitted_at=event.submitted_at,
+    )
 
 
 class Publisher:
@@ -45,34 +67,53 @@ class Publisher:
         await self._producer.stop()
 
     async def submit(
-        self, event: AudioSubmitted, headers: list[tuple[str, bytes]] | None = None
+        self,
+        event: AudioSubmitted,
+        headers: list[tuple[str, bytes]] | None = None,
+        *,
+        with_queued: bool = True,
+        on_queued: Callable[[TaskStatusChanged], None] | None = None,
     ) -> None:
-        """Publish ``event`` and the task's ``queued`` status; return once both are acked.
+        """Publish the task; return once Kafka acknowledged all of it, within the timeout.
+
+        Args:
+            event: the work.
+            headers: its Kafka headers (trace context).
+            with_queued: first publish the ``queued`` status and wait for its ack (False:
+                it is known to be on the topic already, from an earlier try of this task).
+            on_queued: called with the ``queued`` status once acknowledged.
 
         Raises:
-            DispatchError: Kafka did not acknowledge within the timeout.
+            DispatchError: not acknowledged in time, or refused. A timeout stops the wait,
+                not the send: with ``maybe_published`` the work may still be delivered.
         """
         key = str(event.task_id).encode()
-        queued = TaskStatusChanged(
-            task_id=event.task_id,
-            user_id=event.user_id,
-            file_id=event.file_id,
-            status=TaskStatus.QUEUED,
-            submitted_at=event.submitted_at,
-        )
+        sent_work = False
         try:
             async with asyncio.timeout(self.timeout_s):
-                sent = await self._producer.send(
+                if with_queued:
+                    queued = queued_status(event)
+                    await self._producer.send_and_wait(
+                        self.topics.status, queued.to_bytes(), key=key
+                    )
+                    if on_queued is not None:
+                        on_queued(queued)
+                sent_work = True
+                await self._producer.send_and_wait(
                     self.topics.submitted, event.to_bytes(), key=key, headers=headers
                 )
-                status = await self._producer.send(self.topics.status, queued.to_bytes(), key=key)
-                await asyncio.gather(sent, status)
         except (TimeoutError, KafkaError) as exc:
             log.warning(
                 "publish failed",
-                extra={"task_id": str(event.task_id), "error": type(exc).__name__},
+                extra={
+                    "task_id": str(event.task_id),
+                    "error": type(exc).__name__,
+                    "maybe_published": sent_work,
+                },
             )
-            raise DispatchError("The task could not be queued; please retry.") from exc
+            raise DispatchError(
+                "The task could not be confirmed as queued.", maybe_published=sent_work
+            ) from exc
 
     async def connected(self) -> bool:
         """Whether the cluster answers a metadata request now."""

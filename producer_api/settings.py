@@ -96,6 +96,9 @@ class ApiOptions(BaseModel):
     max_audio_s: float = Field(default=3 * 3600, gt=0)  # same bound as the worker's
     presign_expiry_s: int = Field(default=300, ge=30, le=3600)  # short: the URL is a credential
     status_view_start_timeout_s: float = 30.0  # catching up on task.status at start-up
+    # A task id this replica does not know: read task.status up to its end for at most this
+    # long before answering 404 (the id may have been answered by another replica just now).
+    status_view_sync_timeout_s: float = Field(default=2.0, gt=0)
     shutdown_grace_s: float = 20.0
 
 

@@ -1,7 +1,15 @@
-"""The seed contract: ``POST /process_audio_v2/{user_id}``."""
+"""The seed contract: ``POST /process_audio_v2/{user_id}``.
 
+A task id is answered only once Kafka acknowledged the task (its ``queued`` status, then
+its AudioSubmitted event). With an ``Idempotency-Key``, a retry after any failure gets the
+same task id; see :mod:`producer_api.idempotency`.
+"""
+
+import logging
+import math
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Query, status
@@ -9,14 +17,37 @@ from fastapi import APIRouter, Header, HTTPException, Query, status
 from medvoice_common import tracing
 from medvoice_common.s3_probe import S3ProbeError
 from producer_api import metrics
-from producer_api.deps import ActingUserId, IdempotencyDep, PublisherDep, StorageDep
-from producer_api.idempotency import MAX_KEY_LENGTH
+from producer_api.deps import (
+    ActingUserId,
+    IdempotencyDep,
+    PublisherDep,
+    SettingsDep,
+    StatusViewDep,
+    StorageDep,
+)
+from producer_api.idempotency import MAX_KEY_LENGTH, Claim, IdempotencyStore, request_fingerprint
 from producer_api.models import AUTH_RESPONSES, FILE_NAME_PATTERN, SubmitPublic
-from producer_api.publisher import DispatchError
+from producer_api.publisher import DispatchError, Publisher
+from producer_api.status_view import StatusView
+from producer_api.storage import Storage
 from schemas.events import AudioSubmitted
 from schemas.ids import ID_PATTERN, AudioExtension, audio_object_key
+from schemas.status import TaskStatus
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["submit"])
+NOT_CONFIRMED = "The task could not be confirmed as queued"
+RETRY_SAME_KEY = (
+    f"{NOT_CONFIRMED}; retry with the same Idempotency-Key (a retry gets this task's id, "
+    "never a second task)."
+)
+MAYBE_RUNNING = (
+    f"{NOT_CONFIRMED}; it may still be processed. Send an Idempotency-Key so that a retry "
+    "cannot make a second task."
+)
+NOT_QUEUED = "The task could not be queued; please retry."
+IN_PROGRESS = "A request with this Idempotency-Key is still in progress; retry later."
+KEY_REUSED = "This Idempotency-Key was used for a different request."
 
 
 @router.post(
@@ -25,8 +56,10 @@ router = APIRouter(tags=["submit"])
     responses={
         **AUTH_RESPONSES,
         404: {"description": "No such recording (or none uploaded yet)"},
+        409: {"description": "A request with this Idempotency-Key is in progress (Retry-After)"},
+        422: {"description": "Invalid parameters, or an Idempotency-Key used for another request"},
         503: {"description": "Storage unavailable"},
-        500: {"description": "The task could not be dispatched to Kafka"},
+        500: {"description": "Kafka did not confirm the task; retry (same Idempotency-Key)"},
     },
 )
 async def process_audio_v2(
@@ -34,6 +67,8 @@ async def process_audio_v2(
     publisher: PublisherDep,
     storage: StorageDep,
     idempotency: IdempotencyDep,
+    view: StatusViewDep,
+    settings: SettingsDep,
     file_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     file_extension: AudioExtension = AudioExtension.M4A,
     file_name: Annotated[
@@ -50,46 +85,152 @@ async def process_audio_v2(
     ] = None,
 ) -> SubmitPublic:
     """Queue an uploaded recording for transcription; without file_id, the latest upload."""
-    if file_id is None:
-        latest = await storage.latest_upload(user_id)
-        if latest is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "No recording uploaded for this user.")
-        file_id, file_extension, key = latest
-    else:
-        key = audio_object_key(user_id, file_id, file_extension)
-        try:
-            found = await storage.exists(key)
-        except S3ProbeError as exc:
-            raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE, "Storage is unavailable; please retry."
-            ) from exc
-        if not found:
-            raise HTTPException(
-                status.HTTP_404_NOT_FOUND, "No recording with this file_id and file_extension."
-            )
-    task_id = uuid.uuid4()
-    if idempotency_key is not None:
-        task_id, claimed = await idempotency.claim(user_id, idempotency_key, task_id)
-        if not claimed:
-            return SubmitPublic(task_id=task_id)
+    found_id, extension, key = await _recording(storage, user_id, file_id, file_extension)
     event = AudioSubmitted(
-        task_id=task_id,
+        task_id=uuid.uuid4(),
         user_id=user_id,
-        file_id=file_id,
-        file_extension=file_extension,
+        file_id=found_id,
+        file_extension=extension,
         object_key=key,
         file_name=file_name,
     )
     # Every event carries a valid trace context: the caller's, or a fresh one.
     headers = [(tracing.TRACEPARENT, tracing.event_traceparent(traceparent).encode())]
+    if idempotency_key is None:
+        await _publish(publisher, view, event, headers, keyed=False)
+        return SubmitPublic(task_id=event.task_id)
+    fingerprint = request_fingerprint(file_id, file_extension, file_name)
+    return await _submit_once(
+        _Keyed(idempotency, user_id, idempotency_key, fingerprint),
+        publisher,
+        view,
+        event,
+        headers,
+        settings.api.status_view_sync_timeout_s,
+    )
+
+
+async def _recording(
+    storage: Storage, user_id: str, file_id: str | None, file_extension: AudioExtension
+) -> tuple[str, AudioExtension, str]:
+    """The recording a submission names (or the user's latest); 404 when there is none."""
+    if file_id is None:
+        latest = await storage.latest_upload(user_id)
+        if latest is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "No recording uploaded for this user.")
+        return latest.file_id, latest.file_extension, latest.object_key
+    key = audio_object_key(user_id, file_id, file_extension)
+    try:
+        found = await storage.exists(key)
+    except S3ProbeError as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "Storage is unavailable; please retry."
+        ) from exc
+    if not found:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, "No recording with this file_id and file_extension."
+        )
+    return file_id, file_extension, key
+
+
+async def _publish(
+    publisher: Publisher,
+    view: StatusView,
+    event: AudioSubmitted,
+    headers: list[tuple[str, bytes]],
+    *,
+    keyed: bool,
+    with_queued: bool = True,
+) -> None:
+    """Publish the task (``queued`` first, applied to this replica's view once acked)."""
     started = time.perf_counter()
     try:
-        await publisher.submit(event, headers)
+        await publisher.submit(event, headers, with_queued=with_queued, on_queued=view.apply)
     except DispatchError as exc:
         metrics.PUBLISH_FAILURES.inc()
-        if idempotency_key is not None:
-            await idempotency.release(user_id, idempotency_key)
-        raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, str(exc)) from exc
+        detail = RETRY_SAME_KEY if keyed else MAYBE_RUNNING if exc.maybe_published else NOT_QUEUED
+        raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, detail) from exc
     metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
     metrics.EVENTS_PUBLISHED.inc()
-    return SubmitPublic(task_id=event.task_id)
+
+
+class _Keyed:
+    """A submission's idempotency key and where its claim lives."""
+
+    def __init__(self, store: IdempotencyStore, user_id: str, key: str, fingerprint: str):
+        self.store, self.user_id, self.key, self.fingerprint = store, user_id, key, fingerprint
+
+
+async def _submit_once(
+    keyed: _Keyed,
+    publisher: Publisher,
+    view: StatusView,
+    event: AudioSubmitted,
+    headers: list[tuple[str, bytes]],
+    sync_timeout_s: float,
+) -> SubmitPublic:
+    """Publish the key's task at most as one task; answer its id once Kafka has it."""
+    now = datetime.now(UTC)
+    proposal = Claim(
+        task_id=event.task_id,
+        created_at=event.submitted_at,
+        touched_at=now,
+        published=False,
+        request=keyed.fingerprint,
+        file_id=event.file_id,
+        file_extension=event.file_extension,
+        object_key=event.object_key,
+    )
+    claimed = await keyed.store.claim(keyed.user_id, keyed.key, proposal)
+    claim, with_queued = claimed.claim, True
+    if not claimed.mine:
+        if claim.request is not None and claim.request != keyed.fingerprint:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, KEY_REUSED)
+        if claim.published:
+            return SubmitPublic(task_id=claim.task_id)
+        wait_s = claim.lease_left_s(keyed.store.lease_s, now)
+        taken = None if wait_s > 0 else await keyed.store.take_over(*_where(keyed), claimed)
+        if taken is None:  # its publisher may still be waiting for Kafka, or took it over
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                IN_PROGRESS,
+                headers={"Retry-After": str(max(1, math.ceil(wait_s)))},
+            )
+        claim = taken
+        event = _same_task(event, claim)
+        # What an earlier try got onto task.status decides what is still to publish: a
+        # queued status is never written after a worker's status of the task.
+        if not await view.sync(sync_timeout_s):
+            raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, RETRY_SAME_KEY)
+        known = view.get(str(claim.task_id))
+        if known is not None and known.status is not TaskStatus.QUEUED:
+            return await _published(keyed, claim)  # a worker has it: the event was acked
+        with_queued = known is None
+    await _publish(publisher, view, event, headers, keyed=True, with_queued=with_queued)
+    return await _published(keyed, claim)
+
+
+def _where(keyed: _Keyed) -> tuple[str, str]:
+    return keyed.user_id, keyed.key
+
+
+def _same_task(event: AudioSubmitted, claim: Claim) -> AudioSubmitted:
+    """The claim's task, as this request publishes it again."""
+    return event.model_copy(
+        update={
+            "task_id": claim.task_id,
+            "file_id": claim.file_id or event.file_id,
+            "file_extension": claim.file_extension or event.file_extension,
+            "object_key": claim.object_key or event.object_key,
+            "submitted_at": claim.created_at,
+        }
+    )
+
+
+async def _published(keyed: _Keyed, claim: Claim) -> SubmitPublic:
+    """Mark the claim published (best effort: a retry finds the task in the view) and answer."""
+    try:
+        await keyed.store.mark_published(keyed.user_id, keyed.key, claim)
+    except Exception:  # noqa: BLE001 - the task exists; a retry resolves it from the view
+        log.warning("idempotency claim not marked published", extra={"task_id": claim.task_id})
+    return SubmitPublic(task_id=claim.task_id)

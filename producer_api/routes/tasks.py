@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
-from producer_api.deps import CallerDep, StatusViewDep, StorageDep
+from producer_api.deps import CallerDep, SettingsDep, StatusViewDep, StorageDep
 from producer_api.models import AUTH_RESPONSES, TaskPublic, TranscriptPublic
 from schemas.events import TaskStatusChanged
 from schemas.exports import MEDIA_TYPES, ExportFormat, render
@@ -21,8 +21,13 @@ router = APIRouter(
 NOT_FOUND = "No such task."
 
 
-def _lookup(view: StatusViewDep, caller: CallerDep, task_id: uuid.UUID) -> TaskStatusChanged:
+async def _lookup(
+    view: StatusViewDep, caller: CallerDep, settings: SettingsDep, task_id: uuid.UUID
+) -> TaskStatusChanged:
     change = view.get(str(task_id))
+    if change is None:  # perhaps answered by another replica a moment ago: read up to now
+        await view.sync(settings.api.status_view_sync_timeout_s)
+        change = view.get(str(task_id))
     # Another user's task is "not found", not "forbidden": its existence is not disclosed.
     if change is None or not caller.may_act_for(change.user_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND)
@@ -40,10 +45,14 @@ async def _document(storage: StorageDep, change: TaskStatusChanged) -> bytes:
 
 @router.get("/{task_id}", response_model=TaskPublic)
 async def get_task(
-    task_id: uuid.UUID, caller: CallerDep, view: StatusViewDep, storage: StorageDep
+    task_id: uuid.UUID,
+    caller: CallerDep,
+    view: StatusViewDep,
+    storage: StorageDep,
+    settings: SettingsDep,
 ) -> TaskPublic:
     """A task's status, with its transcript text when completed."""
-    change = _lookup(view, caller, task_id)
+    change = await _lookup(view, caller, settings, task_id)
     transcript = None
     if change.status is TaskStatus.COMPLETED and change.transcript is not None:
         doc = TranscriptDocument.model_validate_json(await _document(storage, change))
@@ -76,6 +85,7 @@ async def get_transcript(
     caller: CallerDep,
     view: StatusViewDep,
     storage: StorageDep,
+    settings: SettingsDep,
     fmt: Annotated[
         ExportFormat,
         Query(
@@ -85,7 +95,7 @@ async def get_transcript(
     ] = ExportFormat.JSON,
 ) -> Response:
     """The full transcript document (segments, words with times), or an export of it."""
-    body = await _document(storage, _lookup(view, caller, task_id))
+    body = await _document(storage, await _lookup(view, caller, settings, task_id))
     if fmt is ExportFormat.JSON:
         return Response(content=body, media_type=MEDIA_TYPES[fmt])
     doc = TranscriptDocument.model_validate_json(body)

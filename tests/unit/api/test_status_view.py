@@ -3,6 +3,9 @@
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from prometheus_client import REGISTRY
+
 from medvoice_common.settings import CommonSettings
 from producer_api.status_view import StatusView, newer
 from schemas.events import ErrorInfo, TaskStatusChanged
@@ -13,11 +16,11 @@ T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
 
 def change(
-    status: TaskStatus, *, attempt: int = 0, replay: int = 0, dt: int = 0
+    status: TaskStatus, *, attempt: int = 0, replay: int = 0, dt: int = 0, user: str = "u"
 ) -> TaskStatusChanged:
     return TaskStatusChanged(
         task_id=TASK,
-        user_id="u",
+        user_id=user,
         file_id="f",
         status=status,
         submitted_at=T0,
@@ -64,3 +67,27 @@ async def test_view_keeps_the_newest_change_and_gives_it_back_whole() -> None:
     replayed = change(TaskStatus.QUEUED, replay=1, dt=20)
     view.apply(replayed, replayed.to_bytes())
     assert view.get(str(TASK)) == replayed
+
+
+def conflicts() -> float:
+    return REGISTRY.get_sample_value("medvoice_status_owner_conflicts_total") or 0.0
+
+
+async def test_a_record_naming_another_owner_never_changes_the_task(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    view = StatusView(CommonSettings())
+    queued = change(TaskStatus.QUEUED)
+    view.apply(queued)
+    before = conflicts()
+    for forged in (
+        change(TaskStatus.COMPLETED, dt=5, user="dr_mallory"),
+        change(TaskStatus.QUEUED, replay=1, dt=6, user="dr_mallory"),
+    ):
+        view.apply(forged, forged.to_bytes())
+    assert view.get(str(TASK)) == queued
+    assert conflicts() == before + 2
+    assert "dr_mallory" not in caplog.text
+    done = change(TaskStatus.COMPLETED, dt=7)  # the owner's own records still apply
+    view.apply(done)
+    assert view.get(str(TASK)) == done
