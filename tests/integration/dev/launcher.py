@@ -25,6 +25,7 @@ READY_TIMEOUT_S = 240.0  # JVM + whisper + group join on 2 shared cores
 STOP_TIMEOUT_S = 90.0  # the launcher's own bound is 20 s per tier, then SIGKILL
 GONE_TIMEOUT_S = 30.0  # a SIGKILLed launcher's children: the kernel kills them at once
 POLL_S = 0.2  # polling an HTTP endpoint or a process table
+BANNER = "MedVoice dev stack (ready in"  # what the launcher prints once it saw the stack ready
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,14 @@ def launcher_env() -> dict[str, str]:
 class DevStack:
     """One ``python -m tools.dev_stack`` (or ``make dev``) and its output."""
 
-    def __init__(self, work_dir: Path, *, extra_args: tuple[str, ...] = (), make: bool = False):
+    def __init__(
+        self,
+        work_dir: Path,
+        *,
+        extra_args: tuple[str, ...] = (),
+        extra_env: dict[str, str] | None = None,
+        make: bool = False,
+    ) -> None:
         """Start it on free ports with its state (logs, broker data) under ``work_dir``."""
         self.ports = Ports()
         self.state = work_dir / "state"
@@ -82,7 +90,7 @@ class DevStack:
         self.proc = subprocess.Popen(
             argv,
             cwd=ROOT,
-            env=launcher_env(),
+            env={**launcher_env(), **(extra_env or {})},
             stdin=subprocess.DEVNULL,
             stdout=self._out,
             stderr=subprocess.STDOUT,
@@ -104,21 +112,25 @@ class DevStack:
         return self.out_path.read_text(errors="replace")
 
     def wait_ready(self) -> None:
-        """Poll the API's and the worker's /readyz until both answer 200."""
+        """Poll the API's and the worker's /readyz until both answer 200, then the banner."""
         urls = [f"{self.api}/readyz", f"http://127.0.0.1:{self.ports.worker}/readyz"]
         deadline = time.monotonic() + READY_TIMEOUT_S
-        while urls and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"launcher exited ({self.proc.returncode}):\n{self.output()}")
-            try:
-                if httpx.get(urls[0], timeout=2.0).status_code == 200:
-                    urls.pop(0)
-                    continue
-            except httpx.TransportError:
-                pass
-            time.sleep(POLL_S)  # polling a readiness endpoint
-        if urls:
-            raise AssertionError(f"{urls[0]} not ready in {READY_TIMEOUT_S} s:\n{self.output()}")
+            if not urls:
+                if BANNER in self.output():  # the launcher saw it ready too
+                    return
+            else:
+                try:
+                    if httpx.get(urls[0], timeout=2.0).status_code == 200:
+                        urls.pop(0)
+                        continue
+                except httpx.TransportError:
+                    pass
+            time.sleep(POLL_S)  # polling a readiness endpoint, then the launcher's output
+        waiting = urls[0] if urls else "the launcher's banner"
+        raise AssertionError(f"{waiting} not ready in {READY_TIMEOUT_S} s:\n{self.output()}")
 
     def descendants(self) -> list[psutil.Process]:
         """Every process below the launcher (or below make's launcher), noted for ``close``."""
