@@ -51,7 +51,13 @@ class Publisher:
         self._producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka.bootstrap,
             acks="all",
-            enable_idempotence=settings.kafka.idempotent_producer,
+            # Not idempotent, on purpose: aiokafka's idempotent producer never expires a
+            # batch and retries it until the broker takes it, so a publish that timed out
+            # could land at any later time. Without it a batch is delivered or failed
+            # within request_timeout_ms of its creation (plus one request in flight), which
+            # the idempotency lease (3 publish timeouts) covers. A duplicate from a retry is
+            # harmless: the same task id, and the worker skips a repeated task.
+            enable_idempotence=False,
             request_timeout_ms=int(timeout_s * 1000),
             linger_ms=1,  # a tiny wait lets concurrent requests share a batch
             client_id="medvoice-api",
