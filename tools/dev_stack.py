@@ -258,7 +258,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stopping()
         killed = children.stop(STOP_GRACE_S)
         if killed:
-            console.print(f"killed (did not stop in {STOP_GRACE_S:.0f} s): {', '.join(killed)}")
+            why = "second signal" if children.hurry else f"did not stop in {STOP_GRACE_S:.0f} s"
+            console.print(f"killed ({why}): {', '.join(killed)}")
         console.print("stopped; no process left behind")
     return code
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO
 
 import httpx
-import psutil
+import psutil  # type: ignore[import-untyped]  # no stubs in the dev extra
 
 from tests.fixtures.kafka_broker import free_port
 
@@ -136,7 +136,7 @@ class DevStack:
         """Every process below the launcher (or below make's launcher), noted for ``close``."""
         procs = psutil.Process(self.proc.pid).children(recursive=True)
         self.noted.extend(procs)
-        return procs
+        return list(procs)
 
     def close(self) -> None:
         """Stop it as a process manager would (SIGTERM), and make sure nothing runs on."""
@@ -183,7 +183,7 @@ def listening_ports(procs: list[psutil.Process]) -> set[int]:
 def alive(proc: psutil.Process) -> bool:
     """Whether ``proc`` still runs (a zombie waiting for its reaper holds nothing: gone)."""
     try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+        return bool(proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False
 

@@ -108,7 +108,7 @@ def test_confluent_kafka_consumer_reads_the_transcript_ready_event(
                 continue
             assert msg.error() is None, msg.error()
             if msg.key() == task_id.encode():
-                event = json.loads(msg.value())
+                event = json.loads(msg.value() or b"null")
     finally:
         consumer.close()
     assert errors == []

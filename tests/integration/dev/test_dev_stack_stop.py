@@ -12,7 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
-import psutil
+import psutil  # type: ignore[import-untyped]  # no stubs in the dev extra
 import pytest
 
 from tests.integration.dev.launcher import (
