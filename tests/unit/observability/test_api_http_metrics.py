@@ -65,7 +65,7 @@ async def test_a_submission_without_a_valid_traceparent_gets_a_fresh_one(
 ) -> None:
     sent: list[Any] = []
 
-    async def submit(event: Any, headers: Any = None) -> None:
+    async def submit(event: Any, headers: Any = None, **options: Any) -> None:
         sent.append(headers)
 
     api.publisher.submit = submit  # type: ignore[method-assign]
