@@ -56,8 +56,15 @@ class Ports:
 
 
 def launcher_env() -> dict[str, str]:
-    """This environment less any MEDVOICE_* of the developer's, plus fast test settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDVOICE_")}
+    """This environment less any MEDVOICE_* of the developer's, plus fast test settings.
+
+    Also less make's own variables: under ``make test`` they would make ``make dev`` a
+    sub-make of it, which a user's ``make dev`` is not.
+    """
+    make_vars = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("MEDVOICE_") and k not in make_vars
+    }
     env["MEDVOICE_WHISPER__BEAM_SIZE"] = "1"  # greedy: the short test clip needs no beam
     env["MEDVOICE_WHISPER__CPU_THREADS"] = "2"
     return env
