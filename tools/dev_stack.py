@@ -19,6 +19,7 @@ import argparse
 import os
 import shutil
 import signal
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -118,10 +119,12 @@ def _pick_broker(opts: Options) -> str:
     console.print(
         Panel(
             f"[bold]Apache Kafka not started[/]: {why}.\n"
-            "Falling back to the EMBEDDED Tansu broker. It is not Apache Kafka: librdkafka\n"
-            "clients (kcat, confluent-kafka) cannot talk to it, and it has no idempotent\n"
-            "producer (MEDVOICE_KAFKA__IDEMPOTENT_PRODUCER=false here). For the real broker:\n"
-            "install a JVM and Maven (tools/ensure_system_deps.sh dev, as root), then make dev.",
+            "Falling back to the EMBEDDED Tansu broker. It is not Apache Kafka:\n"
+            "kcat (librdkafka 2.0) cannot talk to it, newer librdkafka clients join\n"
+            "consumer groups slowly, and it has no idempotent producer\n"
+            "(MEDVOICE_KAFKA__IDEMPOTENT_PRODUCER=false here). For the real broker,\n"
+            "install a JVM and Maven (as root: tools/ensure_system_deps.sh dev),\n"
+            "then run make dev again.",
             title="make dev: FALLBACK BROKER",
             style="bold red",
         )
@@ -162,6 +165,25 @@ def _start_broker(kind: str, opts: Options, children: Children, env: dict[str, s
     )
 
 
+def _check_ports_free(opts: Options) -> None:
+    """Fail at once, naming the flag, when a port this stack would listen on is taken."""
+    wanted = [("--api-port", opts.api_port), ("--worker-port", opts.worker_port)]
+    if "MEDVOICE_S3__ENDPOINT_URL" not in os.environ:
+        wanted.append(("--s3-port", opts.s3_port))
+    if "MEDVOICE_KAFKA__BOOTSTRAP" not in os.environ:
+        wanted.append(("--kafka-port", opts.kafka_port))
+    for flag, port in wanted:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                raise StartFailed(
+                    f"port {port} is taken (another make dev?): stop it, or choose another with"
+                    f" {flag} (make dev DEV_ARGS='{flag} N')"
+                ) from None
+
+
 def _service_env(opts: Options) -> dict[str, str]:
     """The API's and worker's settings: the user's environment wins over the dev defaults."""
     defaults = {
@@ -199,6 +221,7 @@ def _start_stack(opts: Options, children: Children) -> tuple[dict[str, str], str
 
     Returns the services' settings and which broker (``kafka``, ``embedded``, ``external``).
     """
+    _check_ports_free(opts)
     env = _service_env(opts)
     python = sys.executable
     if "MEDVOICE_S3__ENDPOINT_URL" not in os.environ:

@@ -1,6 +1,7 @@
 """Which broker ``make dev`` runs: the embedded fallback says so loudly; a given one is used."""
 
 import signal
+import socket
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,20 @@ def test_a_given_bootstrap_is_used_and_no_broker_is_started(
         assert "FALLBACK" not in out
     finally:
         stack.close()
+
+
+def test_a_taken_port_is_named_and_nothing_is_started(tmp_path: Path) -> None:
+    """A second make dev on the same ports says which port and flag, instead of half-starting."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        stack = DevStack(tmp_path, extra_args=("--kafka-port", str(port)))  # the last flag wins
+        try:
+            assert stack.proc.wait(STOP_TIMEOUT_S) == 1
+            out = stack.output()
+            assert f"port {port} is taken" in out
+            assert "--kafka-port" in out
+            assert "start " not in out  # nothing was started
+        finally:
+            stack.close()
