@@ -272,19 +272,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         names = ", ".join(c.name for c in children.exited())
         console.print(f"[red]{names} exited; stopping the stack[/] (see {opts.state}/*.log)")
     except StopRequested as req:
-        console.print(f"\n{req}: stopping… (again to kill at once)")
+        _say(f"\n{req}: stopping… (again to kill at once)")
         code = 0
     except (StartFailed, RuntimeError) as exc:  # RuntimeError: the Kafka broker did not start
         stopping()
-        console.print(f"[red]make dev: {exc}[/]")
+        _say(f"[red]make dev: {exc}[/]")
     finally:
         stopping()
         killed = children.stop(STOP_GRACE_S)
         if killed:
             why = "second signal" if children.hurry else f"did not stop in {STOP_GRACE_S:.0f} s"
-            console.print(f"killed ({why}): {', '.join(killed)}")
-        console.print("stopped; no process left behind")
+            _say(f"killed ({why}): {', '.join(killed)}")
+        _say("stopped; no process left behind")
     return code
+
+
+def _say(message: str) -> None:
+    """Print while stopping; a terminal that hung up (SIGHUP) must not stop the stop."""
+    try:
+        console.print(message)
+    except OSError:
+        pass
 
 
 def _banner(opts: Options, env: dict[str, str], broker: str, took_s: float) -> None:
