@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from schemas.events import TaskStatusChanged
@@ -81,6 +82,31 @@ async def test_the_work_is_published_only_after_its_queued_status_is_acknowledge
             assert "task_id" not in resp.text
     work = await read_to_end(cfg.bootstrap, cfg.topic("audio.submitted"))
     assert task_ids(work) == [], "work was published for a task without a queued status"
+
+
+def test_an_idempotency_key_reused_for_another_request_is_refused(
+    stack_config: StackConfig, apis: list[tuple[ManagedProcess, str]]
+) -> None:
+    cfg = stack_config
+    apis.append(start_api(cfg))
+    store_recording(cfg, "rec4")
+    store_recording(cfg, "rec5")
+    with cfg.client(apis[0][1], USER, admin=False) as client:
+
+        def post(file_id: str) -> httpx.Response:
+            return client.post(
+                f"/process_audio_v2/{USER}",
+                params={"file_id": file_id},
+                headers={"Idempotency-Key": "visit-9"},
+            )
+
+        first = post("rec4")
+        assert first.status_code == 200, first.text
+        again = post("rec4")
+        assert again.status_code == 200 and again.json() == first.json()
+        other = post("rec5")
+        assert other.status_code == 422, other.text
+        assert "Idempotency-Key" in other.json()["detail"]
 
 
 def status(task: uuid.UUID, value: TaskStatus, **extra: Any) -> TaskStatusChanged:
