@@ -8,9 +8,11 @@ Progress is committed under a consumer group, so running it twice replays nothin
 
 import argparse
 import asyncio
+import re
 import sys
+from typing import NamedTuple
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from medvoice_common.kafka import aiokafka_security_kwargs
 from processors.records import ATTEMPT, ERROR_CODE, NOT_BEFORE_MS, REPLAY, header_dict, header_int
@@ -59,6 +61,62 @@ async def replay(settings: WorkerSettings, *, codes: set[str] | None, dry_run: b
         await producer.stop()
         await consumer.stop()
     return count
+
+
+class DeadLetter(NamedTuple):
+    """What an operator sees of a dead-lettered record: ids, code, times (no name, no text)."""
+
+    partition: int
+    offset: int
+    task_id: str | None  # the record's key when it is a task id (a poison record's may not be)
+    code: str
+    attempt: int
+    replays: int
+    timestamp_ms: int
+
+
+async def dead_letters(settings: WorkerSettings) -> list[DeadLetter]:
+    """Every record now on the dead-letter topic, oldest first per partition (no group: read
+    only, nothing committed)."""
+    dlq = settings.topics.dlq
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka.bootstrap,
+        enable_auto_commit=False,
+        **aiokafka_security_kwargs(settings.kafka.security),
+    )
+    await consumer.start()
+    found: list[DeadLetter] = []
+    try:
+        await consumer.topics()  # fetches the metadata partitions_for_topic reads
+        partitions = [TopicPartition(dlq, p) for p in consumer.partitions_for_topic(dlq) or ()]
+        if not partitions:
+            return found
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        while any([await consumer.position(tp) < end for tp, end in ends.items()]):
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                found.extend(_dead_letter(rec) for rec in records)
+    finally:
+        await consumer.stop()
+    return sorted(found, key=lambda d: (d.partition, d.offset))
+
+
+def _dead_letter(rec: ConsumerRecord[bytes, bytes]) -> DeadLetter:
+    headers = header_dict(rec.headers)
+    key = rec.key.decode(errors="replace") if isinstance(rec.key, bytes) else ""
+    return DeadLetter(
+        partition=rec.partition,
+        offset=rec.offset,
+        task_id=key if _UUID.fullmatch(key) else None,
+        code=headers.get(ERROR_CODE, b"").decode(errors="replace"),
+        attempt=header_int(headers, ATTEMPT, 0),
+        replays=header_int(headers, REPLAY, 0),
+        timestamp_ms=rec.timestamp,
+    )
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def main(argv: list[str]) -> int:
