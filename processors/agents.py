@@ -125,7 +125,7 @@ class TaskProcessor:
         *,
         liveness: Liveness | None = None,
         hard_exit: HardExit | None = None,
-        flush: Callable[[], Awaitable[None]] | None = None,
+        flush: Callable[[str], Awaitable[None]] | None = None,
         run: RunPipeline = pipeline.run,
     ) -> None:
         """Bind the processor to its context, status table and output topics.
@@ -133,8 +133,8 @@ class TaskProcessor:
         ``stop_worker`` asks the worker process to shut down gracefully; ``offsets`` is
         told which records are handed over and finished (it decides what is committed);
         ``liveness`` is what ``/healthz`` reports; ``hard_exit`` bounds a stop by the grace
-        period; ``flush`` waits until the table's writes are on the broker; ``run`` is the
-        pipeline.
+        period; ``flush(key)`` waits until the table's last write of ``key`` is on the
+        broker; ``run`` is the pipeline.
         """
         self.stop_worker = stop_worker
         self.offsets = offsets
@@ -306,7 +306,7 @@ class TaskProcessor:
         # that kills the worker is still counted.
         self._mark(d, TaskStatus.PROCESSING, unfinished=unfinished + 1)
         if self.flush is not None:
-            await self.flush()
+            await self.flush(d.key)
         await self._process(d, unfinished)
 
     async def _process(self, d: Delivery, unfinished: int) -> None:

@@ -153,7 +153,8 @@ class Harness:
         options = WorkerOptions(**{"max_attempts": 3, "retry_base_s": 0.01, **worker})
         settings = WorkerSettings(worker=options)
         self.ctx = cast(
-            PipelineContext, SimpleNamespace(settings=settings, backend=SimpleNamespace(name="unit"))
+            PipelineContext,
+            SimpleNamespace(settings=settings, backend=SimpleNamespace(name="unit")),
         )
         self.table: dict[str, Any] = {}
         self.topics = {name: RecordingTopic() for name in ("ready", "status", "retry", "dlq")}
@@ -179,7 +180,7 @@ class Harness:
     def _stop(self) -> None:
         self.stops += 1
 
-    async def _flush(self) -> None:
+    async def _flush(self, key: str) -> None:
         self.flushes += 1
         self.table_at_flush.append({k: dict(v) for k, v in self.table.items()})
 
