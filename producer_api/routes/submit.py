@@ -10,7 +10,7 @@ import math
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 from fastapi import APIRouter, Header, HTTPException, Query, status
 
@@ -154,11 +154,13 @@ async def _publish(
     metrics.EVENTS_PUBLISHED.inc()
 
 
-class _Keyed:
-    """A submission's idempotency key and where its claim lives."""
+class _Keyed(NamedTuple):
+    """A submission's idempotency key, where its claim lives, and what it asked for."""
 
-    def __init__(self, store: IdempotencyStore, user_id: str, key: str, fingerprint: str):
-        self.store, self.user_id, self.key, self.fingerprint = store, user_id, key, fingerprint
+    store: IdempotencyStore
+    user_id: str
+    key: str
+    fingerprint: str
 
 
 async def _submit_once(
@@ -189,7 +191,9 @@ async def _submit_once(
         if claim.published:
             return SubmitPublic(task_id=claim.task_id)
         wait_s = claim.lease_left_s(keyed.store.lease_s, now)
-        taken = None if wait_s > 0 else await keyed.store.take_over(*_where(keyed), claimed)
+        taken = None
+        if wait_s <= 0:
+            taken = await keyed.store.take_over(keyed.user_id, keyed.key, claimed)
         if taken is None:  # its publisher may still be waiting for Kafka, or took it over
             raise HTTPException(
                 status.HTTP_409_CONFLICT,
@@ -208,10 +212,6 @@ async def _submit_once(
         with_queued = known is None
     await _publish(publisher, view, event, headers, keyed=True, with_queued=with_queued)
     return await _published(keyed, claim)
-
-
-def _where(keyed: _Keyed) -> tuple[str, str]:
-    return keyed.user_id, keyed.key
 
 
 def _same_task(event: AudioSubmitted, claim: Claim) -> AudioSubmitted:
