@@ -110,7 +110,10 @@ def submit_params(
 
 def task_path(task_id: UUID | str) -> str:
     """``/tasks/{task_id}`` (the id checked as a UUID: it never smuggles a path)."""
-    return f"/tasks/{UUID(str(task_id))}"
+    try:
+        return f"/tasks/{UUID(str(task_id))}"
+    except ValueError:
+        raise ValueError(f"not a task id (a UUID): {str(task_id)[:64]!r}") from None
 
 
 def user_of(token: str) -> str | None:

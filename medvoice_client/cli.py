@@ -94,8 +94,8 @@ def transcribe(
 ) -> None:
     """Upload, submit and (with --wait or --out) follow recordings and write transcripts.
 
-    One line per file on stdout: task id, status, and where the transcript went. Without
-    --out and with one file, --wait writes the transcript itself to stdout instead.
+    One line per file on stdout: task id, status, transcript file, recording. With --wait,
+    one file and no --out, the transcript itself goes to stdout instead.
     """
     wait = wait or out is not None
     if wait and out is None and len(files) > 1:

@@ -80,6 +80,7 @@ class Board:
             self.progress.add_task(f.name, total=f.stat().st_size, state="waiting") for f in files
         ]
         self.names = [f.name for f in files]
+        self.shown = ["" for _ in files]
 
     def sent(self, index: int) -> _protocol.ProgressCallback:
         """The upload progress callback of file ``index``."""
@@ -92,6 +93,9 @@ class Board:
 
     def state(self, index: int, text: str) -> None:
         """Show file ``index``'s new state."""
+        if text == self.shown[index]:
+            return
+        self.shown[index] = text
         self.progress.update(self.rows[index], state=text)
         if not self.live:
             self.console.print(f"medvoice: {self.names[index]}: {text}", markup=False)

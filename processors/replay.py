@@ -12,7 +12,7 @@ import re
 import sys
 from typing import NamedTuple
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from medvoice_common.kafka import aiokafka_security_kwargs
 from processors.records import ATTEMPT, ERROR_CODE, NOT_BEFORE_MS, REPLAY, header_dict, header_int
@@ -80,18 +80,16 @@ async def dead_letters(settings: WorkerSettings) -> list[DeadLetter]:
     only, nothing committed)."""
     dlq = settings.topics.dlq
     consumer = AIOKafkaConsumer(
+        dlq,  # without a group, start() assigns every partition of the topic
         bootstrap_servers=settings.kafka.bootstrap,
+        auto_offset_reset="earliest",
         enable_auto_commit=False,
         **aiokafka_security_kwargs(settings.kafka.security),
     )
     await consumer.start()
     found: list[DeadLetter] = []
     try:
-        await consumer.topics()  # fetches the metadata partitions_for_topic reads
-        partitions = [TopicPartition(dlq, p) for p in consumer.partitions_for_topic(dlq) or ()]
-        if not partitions:
-            return found
-        consumer.assign(partitions)
+        partitions = list(consumer.assignment())
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
         while any([await consumer.position(tp) < end for tp, end in ends.items()]):

@@ -52,6 +52,8 @@ def task_body(task_id: uuid.UUID, status: str, step: int, **extra: Any) -> dict[
             "transcript_uri": "s3://b/t.json",
             "text": "Hello there.",
         }
+    if status == "failed":
+        body["error"] = {"code": "audio_undecodable", "message": "It could not be decoded."}
     return {**body, **extra}
 
 
@@ -69,6 +71,7 @@ class ScriptedApi:
     streams: list[list[Action]] = field(default_factory=list)
     poll_statuses: list[str] = field(default_factory=list)  # one per poll, last repeats
     submit_failures: int = 0  # answer 500 to this many submissions first
+    list_route: bool = False  # serve GET /users/{user_id}/tasks
     last_event_ids: list[str | None] = field(default_factory=list)
     idempotency_keys: list[str | None] = field(default_factory=list)
     polls: int = 0
@@ -82,6 +85,8 @@ class ScriptedApi:
             Route("/uploads/{user_id}", self.upload, methods=["POST"]),
             Route("/process_audio_v2/{user_id}", self.submit, methods=["POST"]),
         ]
+        if self.list_route:
+            routes.append(Route("/users/{user_id}/tasks", self.list_tasks))
         if self.events_path == "sse":
             routes.append(Route("/tasks/{task_id}/events", self.events))
         elif self.events_path == "post-only":
@@ -126,6 +131,12 @@ class ScriptedApi:
                 raise DroppedConnection
             elif kind == "close":
                 return
+
+    async def list_tasks(self, request: Request) -> Response:
+        body = task_body(self.task_id, self.current, self.step)
+        body.pop("transcript", None)
+        cursor = None if request.query_params.get("cursor") else "next-page"
+        return JSONResponse({"tasks": [body], "next_cursor": cursor})
 
     async def transcript(self, request: Request) -> Response:
         if self.current != "completed":
