@@ -11,7 +11,13 @@ import httpx
 
 from medvoice_client import _protocol as p
 from medvoice_client.errors import MedVoiceError, WaitTimeout
-from medvoice_client.follow import SSE_READ_TIMEOUT_S, STREAM_ABSENT, STREAM_BUSY, FollowPlan
+from medvoice_client.follow import (
+    POLL_TRANSIENT,
+    SSE_READ_TIMEOUT_S,
+    STREAM_ABSENT,
+    STREAM_BUSY,
+    FollowPlan,
+)
 from medvoice_client.models import (
     AudioExtension,
     ExportFormat,
@@ -29,9 +35,13 @@ class Client:
     """A MedVoice API client: upload, submit, wait, fetch transcripts.
 
     ``token`` is sent as ``Authorization: Bearer``; methods that take a ``user_id`` default
-    to the token's subject. Every method raises :class:`~medvoice_client.errors.ApiError`
-    (status and the API's ``detail``) on a refusal and
-    :class:`~medvoice_client.errors.Unreachable` when the API cannot be reached.
+    to the token's subject. ``poll_interval_s``: how often a wait polls when the API has no
+    events stream; ``reconnect_s``: the first pause before a broken stream or failed poll is
+    retried (doubling while failures repeat, unless the server's ``retry`` says otherwise).
+
+    Every method raises :class:`~medvoice_client.errors.ApiError` (status and the API's
+    ``detail``) on a refusal and :class:`~medvoice_client.errors.Unreachable` when the API
+    cannot be reached.
     """
 
     def __init__(
@@ -41,6 +51,7 @@ class Client:
         *,
         timeout: httpx.Timeout | float = p.DEFAULT_TIMEOUT,
         poll_interval_s: float = 1.0,
+        reconnect_s: float = 1.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -49,6 +60,7 @@ class Client:
         )
         self.user_id = p.user_of(token) if token else None
         self.poll_interval_s = poll_interval_s
+        self.reconnect_s = reconnect_s
 
     def __enter__(self) -> Self:
         return self
@@ -209,7 +221,7 @@ class Client:
     def follow(self, task_id: UUID | str, *, timeout_s: float | None = None) -> Iterator[Task]:
         """Each new status of the task, up to its final one (SSE, else polling)."""
         path = p.task_path(task_id)
-        plan = FollowPlan(poll_interval_s=self.poll_interval_s)
+        plan = FollowPlan(poll_interval_s=self.poll_interval_s, reconnect_s=self.reconnect_s)
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
 
         def left_s() -> float:
@@ -234,6 +246,8 @@ class Client:
                             plan.stream_absent()
                         elif resp.status_code == STREAM_BUSY:
                             plan.stream_busy(p.retry_after_s(resp))
+                        elif resp.status_code in POLL_TRANSIENT:
+                            plan.stream_ended()
                         elif not resp.is_success:
                             resp.read()
                             raise p.error_from(resp)
@@ -252,10 +266,13 @@ class Client:
             except httpx.TransportError as exc:
                 plan.transport_failed(exc, str(self._http.base_url))
             else:
-                if task := plan.on_poll(Task.model_validate_json(p.checked(resp).content)):
-                    yield task
-                if plan.done:
-                    return
+                if resp.status_code in POLL_TRANSIENT:
+                    plan.poll_failed(p.error_from(resp))
+                else:
+                    if task := plan.on_poll(Task.model_validate_json(p.checked(resp).content)):
+                        yield task
+                    if plan.done:
+                        return
             time.sleep(min(plan.pause_s(), left_s()))
 
     def wait(self, task_id: UUID | str, *, timeout_s: float | None = None) -> Task:

@@ -18,6 +18,7 @@ from medvoice_client.sse import ServerSentEvent, SSEDecoder
 STATUS_EVENT = "status"
 STREAM_ABSENT = frozenset({404, 405})
 STREAM_BUSY = 503
+POLL_TRANSIENT = frozenset({502, 503, 504})  # e.g. a replica restarting behind a balancer
 SSE_READ_TIMEOUT_S = 60.0  # the API sends a keep-alive comment every 15 s by default
 
 
@@ -95,12 +96,19 @@ class FollowPlan:
 
     def transport_failed(self, exc: httpx.TransportError, where: str) -> None:
         """A poll could not reach the API; raises :class:`Unreachable` once too many have."""
+        self.poll_failed(
+            Unreachable(
+                f"the MedVoice API at {where} could not be reached "
+                f"({type(exc).__name__}: {exc}); gave up after {self.failures + 1} tries"
+            )
+        )
+
+    def poll_failed(self, error: MedVoiceError) -> None:
+        """A poll failed in a way that may pass (unreachable, 502-504): back off, or raise
+        ``error`` once :attr:`max_failures` have failed in a row."""
         self.failures += 1
         if self.failures > self.max_failures:
-            raise Unreachable(
-                f"the MedVoice API at {where} could not be reached "
-                f"({type(exc).__name__}: {exc}); gave up after {self.failures} tries"
-            ) from exc
+            raise error
         self._pause_s = self._backoff_s()
 
     def pause_s(self) -> float:

@@ -72,6 +72,8 @@ class ScriptedApi:
     poll_statuses: list[str] = field(default_factory=list)  # one per poll, last repeats
     submit_failures: int = 0  # answer 500 to this many submissions first
     list_route: bool = False  # serve GET /users/{user_id}/tasks
+    poll_errors: int = 0  # answer 503 to this many polls first
+    busy_streams: int = 0  # answer 503 + Retry-After to this many events requests first
     last_event_ids: list[str | None] = field(default_factory=list)
     idempotency_keys: list[str | None] = field(default_factory=list)
     polls: int = 0
@@ -100,6 +102,8 @@ class ScriptedApi:
         if not self._known(request):
             return JSONResponse({"detail": "No such task."}, status_code=404)
         self.polls += 1
+        if self.polls <= self.poll_errors:
+            return JSONResponse({"detail": "Service unavailable."}, status_code=503)
         if self.poll_statuses:
             status = self.poll_statuses[min(self.polls - 1, len(self.poll_statuses) - 1)]
             if status != self.current:  # updated_at moves only with a change, as in the API
@@ -110,6 +114,10 @@ class ScriptedApi:
         if not self._known(request):
             return JSONResponse({"detail": "No such task."}, status_code=404)
         self.last_event_ids.append(request.headers.get("last-event-id"))
+        if len(self.last_event_ids) <= self.busy_streams:
+            return JSONResponse(
+                {"detail": "Too many open streams."}, status_code=503, headers={"Retry-After": "0"}
+            )
         script = self.streams.pop(0) if self.streams else [("close",)]
         return StreamingResponse(self._play(script), media_type="text/event-stream")
 

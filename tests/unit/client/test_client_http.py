@@ -74,6 +74,15 @@ def test_a_final_status_reached_while_disconnected_is_seen_by_the_catch_up_poll(
     assert api.last_event_ids == [None]  # no reconnection once the task is final
 
 
+def test_a_busy_stream_answer_polls_then_streams_after_retry_after() -> None:
+    api = ScriptedApi(busy_streams=1, streams=[[("event", "e2", "completed")]])
+    with serve(api) as url, Client(url, poll_interval_s=FAST) as mv:
+        seen = list(mv.follow(api.task_id, timeout_s=30))
+    assert statuses(seen) == ["queued", "completed"]  # the poll, then the stream
+    assert api.polls == 1
+    assert api.last_event_ids == [None, None]
+
+
 @pytest.mark.parametrize("events_path", ["absent", "post-only"])
 def test_polling_when_the_events_path_is_absent(events_path: str) -> None:
     api = ScriptedApi(
@@ -84,6 +93,19 @@ def test_polling_when_the_events_path_is_absent(events_path: str) -> None:
         seen = list(mv.follow(api.task_id, timeout_s=30))
     assert statuses(seen) == ["queued", "processing", "completed"]  # repeats not reported
     assert api.polls == 4
+
+
+def test_polling_rides_out_brief_503s_and_gives_up_with_the_apis_reason() -> None:
+    passing = ScriptedApi(events_path="absent", poll_errors=2, poll_statuses=["completed"])
+    lasting = ScriptedApi(events_path="absent", poll_errors=100)
+    with serve(passing) as url, Client(url, poll_interval_s=FAST, reconnect_s=FAST) as mv:
+        assert mv.wait(passing.task_id, timeout_s=30).status is TaskStatus.COMPLETED
+    with serve(lasting) as url, Client(url, poll_interval_s=FAST, reconnect_s=FAST) as mv:
+        with pytest.raises(ApiError) as gave_up:
+            mv.wait(lasting.task_id, timeout_s=60)
+    assert passing.polls == 3
+    assert (gave_up.value.status_code, gave_up.value.detail) == (503, "Service unavailable.")
+    assert lasting.polls == 7  # max_failures (6) tolerated, the 7th raised
 
 
 async def test_async_polling_when_the_events_path_is_absent() -> None:
