@@ -50,9 +50,10 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        """Completed (with --wait) or submitted (without)."""
+        """Completed and its transcript delivered (with --wait), or submitted (without)."""
         if self.waited:
-            return self.status == TaskStatus.COMPLETED
+            delivered = self.written is not None or self.transcript is not None
+            return self.status == TaskStatus.COMPLETED and delivered
         return self.task_id is not None
 
     def line(self) -> str:

@@ -73,6 +73,7 @@ class ScriptedApi:
     submit_failures: int = 0  # answer 500 to this many submissions first
     list_route: bool = False  # serve GET /users/{user_id}/tasks
     poll_errors: int = 0  # answer 503 to this many polls first
+    transcript_gone: bool = False  # a completed task whose transcript is no longer stored
     busy_streams: int = 0  # answer 503 + Retry-After to this many events requests first
     last_event_ids: list[str | None] = field(default_factory=list)
     idempotency_keys: list[str | None] = field(default_factory=list)
@@ -149,6 +150,8 @@ class ScriptedApi:
     async def transcript(self, request: Request) -> Response:
         if self.current != "completed":
             return JSONResponse({"detail": "The task has no transcript yet."}, status_code=404)
+        if self.transcript_gone:
+            return JSONResponse({"detail": "The transcript is no longer stored."}, status_code=404)
         return PlainTextResponse(SRT, media_type="application/x-subrip; charset=utf-8")
 
     async def upload(self, request: Request) -> Response:

@@ -80,6 +80,22 @@ def test_a_failed_task_exits_1_with_its_code(tmp_path: Path, token: str) -> None
     assert status.stdout.split("\t")[:2] == [str(api.task_id), "failed"]
 
 
+@pytest.mark.parametrize("out", [True, False])
+def test_a_completed_task_whose_transcript_is_gone_exits_1(
+    tmp_path: Path, token: str, out: bool
+) -> None:
+    api = ScriptedApi(streams=[[("event", "e1", "completed")]], transcript_gone=True)
+    where = ["--out", str(tmp_path / "out")] if out else ["--wait"]
+    with serve(api) as url:
+        result = runner.invoke(
+            app,
+            ["transcribe", str(recording(tmp_path / "v.wav")), *where],
+            env={"MV_API_URL": url, "MV_TOKEN": token},
+        )
+    assert result.exit_code == 1
+    assert "no longer stored" in result.stderr
+
+
 @pytest.mark.parametrize(
     "args",
     [
