@@ -32,10 +32,10 @@ from medvoice_client.cli_common import (
     guarded,
     stderr,
 )
-from medvoice_client.cli_ops import dlq_app, token
+from medvoice_client.cli_ops import dlq_app, token_command
 from medvoice_client.client import Client
 from medvoice_client.errors import ApiError
-from medvoice_client.models import ExportFormat, Task, TaskStatus
+from medvoice_client.models import ExportFormat, ListedTask, Task, TaskStatus
 from medvoice_client.transcribe import Options, transcribe_all
 
 app = typer.Typer(
@@ -54,7 +54,7 @@ def _user_for(token: str | None, user: str | None) -> str:
     return str(found)
 
 
-def _task_line(task: Task) -> str:
+def _task_line(task: Task | ListedTask) -> str:
     """A task as one tab-separated line: id, status, updated, attempt, error code."""
     error = task.error.code if task.error is not None else "-"
     return f"{task.task_id}\t{task.status}\t{task.updated_at.isoformat()}\t{task.attempt}\t{error}"
@@ -203,16 +203,12 @@ def tasks(
                 fail("this API has no task list yet (GET /users/{user_id}/tasks)", ExitCode.FAILED)
             raise
     for task in page.tasks:
-        error = task.error.code if task.error is not None else "-"
-        sys.stdout.write(
-            f"{task.task_id}\t{task.status}\t{task.updated_at.isoformat()}\t{task.attempt}"
-            f"\t{error}\n"
-        )
+        sys.stdout.write(_task_line(task) + "\n")
     if page.next_cursor:
         stderr.print(f"more: --cursor {page.next_cursor}", markup=False)
 
 
-app.command("token")(token)
+app.command("token")(token_command)
 app.add_typer(dlq_app, name="dlq")
 
 

@@ -31,7 +31,7 @@ dlq_app = typer.Typer(
 )
 
 
-def token(
+def token_command(
     sub: Annotated[str, typer.Option("--sub", help="the user id the token acts for")],
     ttl: Annotated[int, typer.Option("--ttl", min=1, help="seconds until it expires")] = 3600,
     admin: Annotated[bool, typer.Option("--admin", help="the admin scope (any user)")] = False,
