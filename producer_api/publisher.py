@@ -12,6 +12,7 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from medvoice_common import cloudevents
 from medvoice_common.kafka import aiokafka_security_kwargs
 from medvoice_common.settings import CommonSettings
 from schemas.events import AudioSubmitted, TaskStatusChanged
@@ -38,6 +39,10 @@ def queued_status(event: AudioSubmitted) -> TaskStatusChanged:
         status=TaskStatus.QUEUED,
         submitted_at=event.submitted_at,
     )
+
+
+def _ce_headers(event: AudioSubmitted | TaskStatusChanged) -> list[tuple[str, bytes]]:
+    return list(cloudevents.headers(event, cloudevents.API_SOURCE).items())
 
 
 class Publisher:
@@ -84,7 +89,7 @@ class Publisher:
 
         Args:
             event: the work.
-            headers: its Kafka headers (trace context).
+            headers: its Kafka headers (trace context), after the CloudEvents ones.
             with_queued: first publish the ``queued`` status and wait for its ack (False:
                 it is known to be on the topic already, from an earlier try of this task).
             on_queued: called with the ``queued`` status once acknowledged.
@@ -100,13 +105,19 @@ class Publisher:
                 if with_queued:
                     queued = queued_status(event)
                     await self._producer.send_and_wait(
-                        self.topics.status, queued.to_bytes(), key=key
+                        self.topics.status,
+                        queued.to_bytes(),
+                        key=key,
+                        headers=_ce_headers(queued),
                     )
                     if on_queued is not None:
                         on_queued(queued)
                 sent_work = True
                 await self._producer.send_and_wait(
-                    self.topics.submitted, event.to_bytes(), key=key, headers=headers
+                    self.topics.submitted,
+                    event.to_bytes(),
+                    key=key,
+                    headers=[*_ce_headers(event), *(headers or [])],
                 )
         except (TimeoutError, KafkaError) as exc:
             log.warning(
