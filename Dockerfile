@@ -19,15 +19,18 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 # Dependencies first, against empty packages, so a source-only change reuses this layer.
 COPY pyproject.toml README.md ./
-RUN mkdir -p schemas medvoice_common producer_api processors \
- && touch schemas/__init__.py medvoice_common/__init__.py producer_api/__init__.py processors/__init__.py \
+RUN mkdir -p schemas medvoice_common producer_api processors medvoice_client \
+ && touch schemas/__init__.py medvoice_common/__init__.py producer_api/__init__.py \
+          processors/__init__.py medvoice_client/__init__.py \
  && pip install . \
  && pip uninstall -y medvoice-pipeline \
- && rm -rf schemas medvoice_common producer_api processors build ./*.egg-info
+ && rm -rf schemas medvoice_common producer_api processors medvoice_client build ./*.egg-info
 COPY schemas ./schemas
 COPY medvoice_common ./medvoice_common
 COPY producer_api ./producer_api
 COPY processors ./processors
+# The `medvoice` CLI too: operators run `medvoice dlq list|replay` inside a worker pod.
+COPY medvoice_client ./medvoice_client
 RUN pip install --no-deps .
 # Smoke check of the installed packages (python -P: not the copies in /src): every module
 # imports, and the API app and a worker's Faust app are built from default settings, which
@@ -36,7 +39,7 @@ RUN HF_HUB_OFFLINE=1 MEDVOICE_AUTH__MODE=none python -P - <<'EOF'
 import importlib
 import pkgutil
 
-for name in ("schemas", "medvoice_common", "producer_api", "processors"):
+for name in ("schemas", "medvoice_common", "producer_api", "processors", "medvoice_client"):
     package = importlib.import_module(name)
     for info in pkgutil.walk_packages(package.__path__, f"{name}."):
         importlib.import_module(info.name)

@@ -2,10 +2,10 @@
 
 The Dockerfile's build stage runs here (``image_build``: ``pip install .``, no extras, not
 editable, from a copy of the build context; then its own smoke check). In that venv and
-nothing else: every module of the four packages imports, every third-party import is a
-distribution the project requires, the development servers are absent, and the API and a
-worker started as the image starts them carry one dictation to ``completed`` and a
-TranscriptReady event, on the suite's Kafka broker and S3 endpoint.
+nothing else: every module of the five packages imports, the ``medvoice`` CLI runs, every
+third-party import is a distribution the project requires, the development servers are
+absent, and the API and a worker started as the image starts them carry one dictation to
+``completed`` and a TranscriptReady event, on the suite's Kafka broker and S3 endpoint.
 """
 
 import json
@@ -38,7 +38,7 @@ pytestmark = [
     pytest.mark.timeout(900),
 ]
 
-PACKAGES = ("schemas", "medvoice_common", "producer_api", "processors")
+PACKAGES = ("schemas", "medvoice_common", "producer_api", "processors", "medvoice_client")
 ENTRY_POINTS = (
     "producer_api.main",
     "producer_api.__main__",
@@ -113,6 +113,21 @@ def test_every_third_party_import_is_a_required_distribution(image: Image) -> No
     }
     assert undeclared == {}, f"not in [project].dependencies: {undeclared}"
     assert {"faust", "fastapi", "faster_whisper", "botocore"} <= set(probe["imports"])
+
+
+def test_the_cli_console_script_runs_from_the_venv(image: Image) -> None:
+    done = subprocess.run(
+        [str(image.built.venv / "bin" / "medvoice"), "--help"],
+        cwd=image.work,
+        env=image.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    for command in ("transcribe", "status", "transcript", "dlq"):
+        assert command in done.stdout
 
 
 def test_development_servers_are_not_in_the_image(image: Image) -> None:
