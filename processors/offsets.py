@@ -11,12 +11,16 @@ its own account per partition of the work topics:
   partitions is replaced by it, so nothing unfinished is ever committed past;
 - the next offset it expects to be handed; a record beyond it means Faust skipped some, and
   the partition is sought back to re-read them (the ones read twice are duplicates, which
-  the pipeline recognises).
+  the pipeline recognises);
+- after each assignment, once Faust has sought its partitions, every guarded partition is
+  sought to its committed offset again: a record at the committed position that Faust
+  skips is otherwise only read again when a later record arrives, and a task cut short by
+  a rebalance on an idle partition would wait for the next one.
 """
 
 import inspect
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import faust
@@ -45,6 +49,8 @@ def check_consumer(consumer: Any) -> None:
             f"{type(consumer).__qualname__}.{PRIVATE_METHOD}(self, tp) is gone: this Faust "
             "version commits differently and the offset guard cannot take over its commits"
         )
+    if not callable(getattr(consumer, "perform_seek", None)):
+        raise IncompatibleFaust(f"{type(consumer).__qualname__}.perform_seek is gone")
     offsets = getattr(consumer, PRIVATE_OFFSETS, None)
     if offsets is None or not callable(getattr(offsets, "get", None)):
         raise IncompatibleFaust(
@@ -89,6 +95,13 @@ class OffsetGuard:
             return self.commit_offset(tp)
 
         consumer._new_offset = new_offset  # private Faust API (SLF001), checked above
+        faust_seek: Callable[[], Awaitable[None]] = consumer.perform_seek
+
+        async def perform_seek() -> None:
+            await faust_seek()
+            await self.rewind()
+
+        consumer.perform_seek = perform_seek
         # mode types handlers as a union of two callable types, which mypy cannot match
         self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
 
@@ -97,6 +110,15 @@ class OffsetGuard:
         # committed: start afresh on the next assignment, from the committed offsets.
         revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
         self.forget(revoked)
+
+    async def rewind(self) -> None:
+        """Seek each assigned guarded partition to its committed offset (0: the earliest)."""
+        consumer: Any = self.app.consumer
+        for tp in consumer.assignment():
+            if tp.topic in self.topics:
+                # Private Faust API (SLF001), checked by install: the last commit of tp.
+                committed = consumer._committed_offset.get(tp)
+                await consumer.seek(tp, int(committed or 0))
 
     def forget(self, tps: Iterable[TP]) -> None:
         """Drop what is known of ``tps`` (they were revoked)."""
@@ -153,11 +175,12 @@ class OffsetGuard:
             part.finished.clear()
 
     async def _position(self, tp: TP, first_seen: int) -> int:
-        """Where this assignment of ``tp`` starts: its committed offset, else the earliest."""
+        """Where this assignment of ``tp`` starts: its committed offset, else 0.
+
+        Without a commit the partition is read from its earliest record (:meth:`rewind`
+        seeks to 0); records below ``first_seen`` are then checked against retention.
+        """
+        del first_seen
         # Private Faust API (SLF001), checked by install: the offset last committed for tp.
         consumer: Any = self.app.consumer
-        committed = consumer._committed_offset.get(tp)
-        if committed is not None:
-            return int(committed)
-        earliest = await self.app.consumer.earliest_offsets(tp)
-        return min(int(earliest.get(tp, first_seen)), first_seen)
+        return int(consumer._committed_offset.get(tp) or 0)

@@ -34,6 +34,12 @@ class FakeConsumer:
     def _new_offset(self, tp: TP) -> int | None:
         return self.faust_says
 
+    async def perform_seek(self) -> None:
+        self.seeks.append((OTHER, -1))  # Faust's own seek of every partition
+
+    def assignment(self) -> set[TP]:
+        return {WORK, OTHER}
+
     async def seek(self, tp: TP, offset: int) -> None:
         self.seeks.append((tp, offset))
 
@@ -99,6 +105,17 @@ async def test_records_deleted_by_retention_are_not_sought_forever() -> None:
     assert consumer.seeks == []
     guard.finished(WORK, 40)
     assert guard.commit_offset(WORK) == 41
+
+
+async def test_after_faust_seeks_an_assignment_work_partitions_go_back_to_their_commit() -> None:
+    # A record at the committed position that Faust skips on an idle partition would only
+    # be read again when a later record arrives: the guard seeks there itself.
+    _, consumer = guarded(committed=19)
+    await cast(Any, consumer).perform_seek()
+    assert consumer.seeks == [(OTHER, -1), (WORK, 19)]
+    _, consumer = guarded(committed=None)
+    await cast(Any, consumer).perform_seek()
+    assert consumer.seeks == [(OTHER, -1), (WORK, 0)], "no commit: from the earliest record"
 
 
 async def test_revocation_forgets_the_partition() -> None:
