@@ -6,8 +6,9 @@
   Celery task to Redis with ``.delay()`` from an ``async def`` route (as the seed did: the
   blocking Redis round trip runs on the event loop).
 
-Both are run with the same uvicorn settings as ``python -m producer_api`` (the API's
-defaults): ``python -m bench.refapps bare --port N`` or ``celery --port N --redis URL``.
+Both are run with the same uvicorn options as ``python -m producer_api`` with the API's
+defaults (``server_options``: the same HTTP parser, header limit and event loop):
+``python -m bench.refapps bare --port N`` or ``celery --port N --redis URL``.
 """
 
 import argparse
@@ -16,6 +17,7 @@ import uuid
 import uvicorn
 from fastapi import FastAPI
 
+from producer_api.__main__ import server_options
 from producer_api.settings import ApiOptions
 
 MESSAGE = "Audio processing started in the background"
@@ -72,20 +74,8 @@ def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args()
     app = bare_app() if args.kind == "bare" else celery_app(args.redis)
-    opts = ApiOptions()  # the API's defaults: the same server settings
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=args.port,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=int(opts.shutdown_grace_s),
-        http=opts.http,
-        h11_max_incomplete_event_size=opts.max_header_bytes,
-        limit_concurrency=opts.limit_concurrency,
-        timeout_keep_alive=opts.keep_alive_s,
-        server_header=False,
-    )
+    opts = ApiOptions(host="127.0.0.1", port=args.port)  # the API's defaults
+    uvicorn.run(app, **server_options(opts), log_level="warning")
 
 
 if __name__ == "__main__":

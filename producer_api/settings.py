@@ -89,10 +89,11 @@ class ApiOptions(BaseModel):
     publish_timeout_s: float = Field(default=5.0, gt=0)  # then 500: never a hang
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, gt=0)  # about 3 h of AAC
     max_body_bytes: int = Field(default=64 * 1024, gt=0)  # other routes take no body
-    max_header_bytes: int = Field(default=16 * 1024, ge=4096)  # request line + headers (h11)
+    max_header_bytes: int = Field(default=16 * 1024, ge=4096)  # request line + headers
     limit_concurrency: int = Field(default=1000, ge=1)  # then 503, not an exhausted process
     keep_alive_s: int = Field(default=5, ge=1)
-    http: Literal["h11", "httptools"] = "h11"  # h11 enforces max_header_bytes; httptools not
+    # Both enforce max_header_bytes (httptools through producer_api.header_limit).
+    http: Literal["h11", "httptools"] = "httptools"
     max_audio_s: float = Field(default=3 * 3600, gt=0)  # same bound as the worker's
     presign_expiry_s: int = Field(default=300, ge=30, le=3600)  # short: the URL is a credential
     status_view_start_timeout_s: float = 30.0  # catching up on task.status at start-up
