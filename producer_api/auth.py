@@ -10,6 +10,7 @@ from fastapi import HTTPException, status
 
 from producer_api.jwks import JwksCache, JwksUnavailable, UnknownKeyId, key_in
 from producer_api.settings import AuthSettings
+from producer_api.token_cache import VerifiedTokens, token_key
 
 log = logging.getLogger(__name__)
 CHALLENGE = "Bearer"
@@ -60,6 +61,10 @@ class TokenVerifier:
         self._key: Any = None
         self._jwks: jwt.PyJWKSet | None = None
         self._jwks_cache: JwksCache | None = None
+        # A verified token's caller, until its exp; no longer than the key set is trusted.
+        self._verified: VerifiedTokens[Caller] = VerifiedTokens(
+            settings.token_cache_size, settings.jwks_cache_s
+        )
         if settings.mode == "none":
             return
         if settings.hs256_secret is not None:
@@ -87,6 +92,9 @@ class TokenVerifier:
     async def verify(self, token: str) -> Caller:
         """The caller a token stands for.
 
+        A token verified before is answered from :mod:`producer_api.token_cache` until its
+        ``exp`` (at most ``jwks_cache_s``); nothing else is ever cached.
+
         Raises:
             HTTPException: 401 when the token is malformed, expired, not signed by the
                 configured key, names a key the JWKS lacks, or lacks the required claims;
@@ -94,6 +102,10 @@ class TokenVerifier:
         """
         if len(token) > MAX_TOKEN_CHARS:
             raise unauthorized("The token is too long.")
+        cache_key = token_key(token)
+        cached = self._verified.get(cache_key)
+        if cached is not None:
+            return cached
         try:
             key = await self._key_for(token)
             claims = self._decode(token, key)
@@ -114,7 +126,10 @@ class TokenVerifier:
         subject = claims["sub"]
         if not isinstance(subject, str) or not subject:
             raise unauthorized("The token's subject is not a user id.")
-        return Caller(subject, self.settings.admin_scope in _scopes(claims))
+        caller = Caller(subject, self.settings.admin_scope in _scopes(claims))
+        exp = claims["exp"]  # required, and a number: PyJWT checked it
+        self._verified.put(cache_key, caller, float(exp))
+        return caller
 
     async def _key_for(self, token: str) -> Any:
         if self._jwks_cache is None and self._jwks is None:

@@ -36,6 +36,8 @@ class AuthSettings(BaseModel):
     jwks_cache_s: float = Field(default=300.0, gt=0)  # how long a fetched JWKS is trusted
     # An unknown kid refetches the JWKS at most this often (a failed fetch counts too).
     jwks_min_refetch_s: float = Field(default=30.0, ge=0)
+    # Verified tokens remembered (by hash) until exp, at most jwks_cache_s; 0: none.
+    token_cache_size: int = Field(default=10_000, ge=0)
 
     @model_validator(mode="after")
     def _one_key_source(self) -> "AuthSettings":
