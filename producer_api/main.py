@@ -15,8 +15,10 @@ from producer_api.errors import validation_error
 from producer_api.limits import BodyLimitMiddleware
 from producer_api.observe import ObserveMiddleware
 from producer_api.publisher import Publisher
-from producer_api.routes import health, submit, tasks, uploads
+from producer_api.retention import RetentionSweeper
+from producer_api.routes import health, submit, tasks, uploads, users
 from producer_api.settings import ApiSettings
+from producer_api.status_store import StatusStore
 from producer_api.status_view import StatusView
 from producer_api.storage import Storage
 
@@ -28,10 +30,12 @@ async def _start_dependencies(app: FastAPI, settings: ApiSettings) -> None:
     await wait_for_kafka(settings)
     publisher = Publisher(settings, settings.api.publish_timeout_s)
     await publisher.start()
-    view = StatusView(settings)
-    await view.start(settings.api.status_view_start_timeout_s)
+    view = StatusView(settings, StatusStore.open(settings))
+    await view.start()  # catches up in the background; /readyz says how far
     app.state.publisher = publisher
     app.state.status_view = view
+    app.state.retention = RetentionSweeper(view, publisher, settings.retention)
+    app.state.retention.start()
 
 
 @asynccontextmanager
@@ -46,6 +50,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await app.state.retention.stop()
         await app.state.status_view.stop()
         await app.state.publisher.stop()
         await probe.stop()
@@ -62,7 +67,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             "AUTHENTICATION IS OFF (MEDVOICE_AUTH__MODE=none): any caller may act for any "
             "user. Development on one machine only; never expose this API."
         )
-    for module in (submit, uploads, tasks, health):
+    for module in (submit, uploads, tasks, users, health):
         app.include_router(module.router)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_middleware(  # inside observe: a 413 is counted too

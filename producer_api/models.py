@@ -75,8 +75,45 @@ class TaskPublic(BaseModel):
     error: ErrorInfo | None = None
 
 
+class TaskSummaryPublic(BaseModel):
+    """A task in a list: as :class:`TaskPublic`, without the transcript's text."""
+
+    task_id: UUID
+    user_id: str
+    file_id: str
+    status: TaskStatus
+    submitted_at: datetime
+    updated_at: datetime
+    attempt: int
+    transcript: TranscriptSummary | None = None
+    error: ErrorInfo | None = None
+
+
+class TaskListPublic(BaseModel):
+    """A page of a user's tasks, newest submission first."""
+
+    tasks: list[TaskSummaryPublic]
+    next_cursor: str | None = Field(
+        description="pass as ?cursor= for the next page; null: no more tasks"
+    )
+
+
+class ErasePublic(BaseModel):
+    """An accepted erase."""
+
+    task_id: UUID
+    message: str = "The task's recording, transcript and status are erased."
+
+
+class CatchingUp(BaseModel):
+    """How far the status view is from having read task.status up to its start."""
+
+    records_behind: int
+
+
 class HealthPublic(BaseModel):
     """Liveness or readiness with each dependency's state."""
 
     status: str
     checks: dict[str, bool] = {}
+    catching_up: CatchingUp | None = None

@@ -132,6 +132,11 @@ class Publisher:
                 "The task could not be confirmed as queued.", maybe_published=sent_work
             ) from exc
 
+    async def tombstone(self, task_id: str) -> None:
+        """Publish a null status for ``task_id`` (compaction then removes the task), acked."""
+        async with asyncio.timeout(self.timeout_s):
+            await self._producer.send_and_wait(self.topics.status, None, key=task_id.encode())
+
     async def connected(self) -> bool:
         """Whether the cluster answers a metadata request now."""
         try:

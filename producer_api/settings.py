@@ -1,5 +1,6 @@
 """The API's settings (env prefix ``MEDVOICE_``)."""
 
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
@@ -98,11 +99,30 @@ class ApiOptions(BaseModel):
     http: Literal["h11", "httptools"] = "httptools"
     max_audio_s: float = Field(default=3 * 3600, gt=0)  # same bound as the worker's
     presign_expiry_s: int = Field(default=300, ge=30, le=3600)  # short: the URL is a credential
-    status_view_start_timeout_s: float = 30.0  # catching up on task.status at start-up
+    # The status view's RocksDB store. Empty: a fresh temporary directory per process (every
+    # start rebuilds from task.status). One directory per process: RocksDB locks it.
+    state_dir: Path | None = None
+    status_store_block_cache_mb: int = Field(default=16, ge=1)  # RocksDB's read cache
+    status_store_write_buffer_mb: int = Field(default=8, ge=1)  # each of 2 memtables
     # A task id this replica does not know: read task.status up to its end for at most this
     # long before answering 404 (the id may have been answered by another replica just now).
     status_view_sync_timeout_s: float = Field(default=2.0, gt=0)
     shutdown_grace_s: float = 20.0
+
+
+class RetentionSettings(BaseModel):
+    """How long a task's data lives (``MEDVOICE_RETENTION__*``).
+
+    Recordings (``audio/``) and transcripts (``transcripts/``) expire by the bucket's
+    lifecycle rules (:mod:`producer_api.lifecycle`), counted from the object's creation; a
+    task's status expires ``transcripts_days`` after its last change (a tombstone on
+    ``task.status``).
+    """
+
+    recordings_days: int = Field(default=30, ge=1)
+    transcripts_days: int = Field(default=365, ge=1)
+    sweep_interval_s: float = Field(default=600.0, gt=0)  # how often expired tasks are sought
+    sweep_batch: int = Field(default=500, ge=1)  # tombstones per sweep at most
 
 
 class ApiSettings(CommonSettings, StrictEnvSettings):
@@ -112,3 +132,4 @@ class ApiSettings(CommonSettings, StrictEnvSettings):
 
     api: ApiOptions = Field(default_factory=ApiOptions)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)

@@ -1,10 +1,13 @@
 """The API's view of task status, materialised from the compacted ``task.status`` topic.
 
-Every API replica reads the whole topic from the beginning at start-up and then follows
-it, so reads are right after any worker or API restart. Transcript text is not kept here
-(it lives in S3). Each task is kept as its record's JSON bytes plus the fields that order
-changes and its owner, about 0.6 KB (a parsed model costs about 1.7 KB); it is parsed when
-read.
+Each API replica keeps its view in a local RocksDB store (:mod:`producer_api.status_store`)
+with the topic offsets stored beside the data in the same atomic batches: a restart on the
+same directory resumes from where it stopped; an empty directory rebuilds from the topic's
+beginning. Memory is bounded by the store's settings, not by the number of tasks.
+
+Readiness: :attr:`StatusView.caught_up` turns true once the view has read what the topic
+held when it started (``/readyz`` answers "catching up" with the records still to read
+until then; the log and ``medvoice_status_view_records_behind`` show progress).
 
 Read-your-writes across replicas: a replica that does not know a task id yet reads up to
 the topic's end offsets of that moment (:meth:`StatusView.sync`) before saying "not found",
@@ -12,27 +15,46 @@ so a task answered by another replica is found here as soon as its id was return
 
 A task's owner never changes: a record naming another user for a known task is ignored
 (counted in ``medvoice_status_owner_conflicts_total``, logged with the task id only).
+
+A null record (a tombstone: an erase, or the end of the task's retention) removes the task.
+
+Change notification (for streams of one task's changes): :meth:`StatusView.next_change`.
 """
 
 import asyncio
 import contextlib
 import logging
-import sys
 import time
+import uuid
+from collections.abc import Iterator
 from datetime import datetime
 from typing import NamedTuple, Protocol
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
+from prometheus_client import Counter, Gauge
 from pydantic import ValidationError
 
 from medvoice_common.kafka import aiokafka_security_kwargs, partitions_of
 from medvoice_common.settings import CommonSettings
 from producer_api import metrics
+from producer_api.status_store import IndexEntry, StatusStore, StoredTask, micros
 from schemas.events import TaskStatusChanged
 from schemas.status import TaskStatus
 
 log = logging.getLogger(__name__)
+PROGRESS_LOG_S = 5.0  # how often catching up is logged
+
+RECORDS_BEHIND = Gauge(
+    "medvoice_status_view_records_behind",
+    "Records of task.status this replica has still to read before it is caught up.",
+)
+RECORDS_READ = Counter(
+    "medvoice_status_view_records_read_total", "Records of task.status read by the status view."
+)
+TASKS_REMOVED = Counter(
+    "medvoice_status_view_tombstones_total", "Tasks removed from the view by a tombstone."
+)
 
 
 class Ordered(Protocol):
@@ -55,23 +77,6 @@ class Ordered(Protocol):
         """When it happened."""
 
 
-class _Entry(NamedTuple):
-    """One task in the view: its latest change, compactly."""
-
-    status: TaskStatus
-    """The change's status (an enum member: shared, not copied)."""
-    replay: int
-    """The change's replay generation."""
-    attempt: int
-    """The change's attempt."""
-    occurred_at: datetime
-    """When the change happened."""
-    user_id: str
-    """The task's owner (interned: one string per user, shared by their tasks)."""
-    raw: bytes
-    """The change as JSON, parsed on read."""
-
-
 def newer(current: Ordered | None, change: Ordered) -> bool:
     """Whether ``change`` should replace ``current``: a task never moves backwards."""
     if current is None:
@@ -85,14 +90,21 @@ def newer(current: Ordered | None, change: Ordered) -> bool:
     return (change.attempt, change.occurred_at) >= (current.attempt, current.occurred_at)
 
 
+class Progress(NamedTuple):
+    """How far the view is in reading what the topic held at its start."""
+
+    caught_up: bool
+    records_behind: int
+
+
 class StatusView:
     """Latest status per task_id, fed by a group-less consumer of ``task.status``."""
 
-    def __init__(self, settings: CommonSettings) -> None:
-        """Configure the consumer; nothing connects until ``start``."""
+    def __init__(self, settings: CommonSettings, store: StatusStore) -> None:
+        """Configure the consumer over ``store``; nothing connects until ``start``."""
         self.settings = settings
         self.topic = settings.topics.status
-        self._tasks: dict[str, _Entry] = {}
+        self.store = store
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka.bootstrap,
             group_id=None,
@@ -104,37 +116,120 @@ class StatusView:
         self._runner: asyncio.Task[None] | None = None
         self._caught_up = asyncio.Event()
         self._end: dict[TopicPartition, int] = {}
+        self._behind = 0
         self._partitions: list[TopicPartition] = []
         self._progress = asyncio.Condition()  # notified after every fetch of the runner
         self._ends: tuple[float, asyncio.Task[dict[TopicPartition, int]]] | None = None
+        self._watchers: dict[uuid.UUID, set[asyncio.Future[None]]] = {}
+
+    # --- reads ----------------------------------------------------------------------------
 
     def get(self, task_id: str) -> TaskStatusChanged | None:
-        """The latest status of ``task_id``, or None when unknown."""
-        entry = self._tasks.get(task_id)
+        """The latest status of ``task_id``, or None when unknown (or not a UUID)."""
+        try:
+            key = uuid.UUID(task_id)
+        except ValueError:
+            return None
+        entry = self.store.get(key)
         return None if entry is None else TaskStatusChanged.model_validate_json(entry.raw)
 
-    def apply(self, change: TaskStatusChanged, raw: bytes | None = None) -> None:
+    def user_tasks(self, user_id: str, after: bytes | None) -> Iterator[IndexEntry]:
+        """The user's tasks from the per-user index, newest first, after cursor ``after``."""
+        return self.store.user_tasks(user_id, after)
+
+    def records(self, task_ids: list[uuid.UUID]) -> list[TaskStatusChanged | None]:
+        """The latest records of several tasks (one multi-get)."""
+        return [
+            None if e is None else TaskStatusChanged.model_validate_json(e.raw)
+            for e in self.store.get_many(task_ids)
+        ]
+
+    def expired(self, now: datetime, limit: int) -> list[uuid.UUID]:
+        """Tasks whose retention ended before ``now`` (soonest first, ``limit`` at most)."""
+        return self.store.expired(now, limit)
+
+    async def next_change(
+        self, task_id: str, after_event_id: str | None
+    ) -> TaskStatusChanged | None:
+        """The task's record once its event_id is not ``after_event_id``.
+
+        Returns at once when the current record already differs (or ``after_event_id`` is
+        None); otherwise waits, without limit, until this replica's view of the task changes.
+        None: the task is unknown here or was removed (erased or expired). Callers bound the
+        wait themselves (``asyncio.timeout``), e.g. to send keep-alives, and call again; no
+        change is lost between calls: each call compares with the current record.
+        """
+        try:
+            key = uuid.UUID(task_id)
+        except ValueError:
+            return None
+        while True:
+            current = self.get(task_id)
+            if current is None or after_event_id is None or str(current.event_id) != after_event_id:
+                return current
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._watchers.setdefault(key, set()).add(waiter)
+            try:
+                await waiter
+            finally:
+                waiters = self._watchers.get(key)
+                if waiters is not None:
+                    waiters.discard(waiter)
+                    if not waiters:
+                        del self._watchers[key]
+
+    def _notify(self, key: uuid.UUID) -> None:
+        for waiter in self._watchers.get(key, ()):
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # --- writes ---------------------------------------------------------------------------
+
+    def apply(
+        self,
+        change: TaskStatusChanged,
+        raw: bytes | None = None,
+        offset: tuple[int, int] | None = None,
+    ) -> None:
         """Merge one status change (also used for the API's own writes).
 
         Args:
             change: the parsed change.
             raw: its JSON as read from the topic; serialised from ``change`` when omitted.
+            offset: (partition, next offset) of the record, stored with the change.
         """
-        key = str(change.task_id)
-        current = self._tasks.get(key)
+        key = change.task_id
+        current = self.store.get(key)
         if current is not None and current.user_id != change.user_id:
             metrics.STATUS_OWNER_CONFLICTS.inc()
-            log.warning("status record for another owner ignored", extra={"task_id": key})
-            return
-        if newer(current, change):
-            self._tasks[key] = _Entry(
+            log.warning("status record for another owner ignored", extra={"task_id": str(key)})
+        elif newer(current, change):
+            new = StoredTask(
                 change.status,
                 change.replay,
                 change.attempt,
                 change.occurred_at,
-                sys.intern(change.user_id),
+                micros(change.submitted_at),
+                change.user_id,
                 raw if raw is not None else change.to_bytes(),
             )
+            self.store.write(key, current, new, offset)
+            self._notify(key)
+            return
+        if offset is not None:
+            self.store.record_offset(*offset)
+
+    def remove(self, task_id: uuid.UUID, offset: tuple[int, int] | None = None) -> None:
+        """Apply a tombstone: the task is gone from this view (and its indexes)."""
+        current = self.store.get(task_id)
+        if current is not None:
+            self.store.write(task_id, current, None, offset)
+            TASKS_REMOVED.inc()
+            self._notify(task_id)
+        elif offset is not None:
+            self.store.record_offset(*offset)
+
+    # --- following the topic --------------------------------------------------------------
 
     async def sync(self, timeout_s: float) -> bool:
         """Read up to the topic's end offsets as of now (read-your-writes across replicas).
@@ -171,51 +266,104 @@ class StatusView:
         """Whether the view has read what the topic held at start-up."""
         return self._caught_up.is_set()
 
-    async def start(self, timeout_s: float) -> None:
-        """Assign every partition, read from the beginning, and wait to catch up."""
+    @property
+    def progress(self) -> Progress:
+        """Caught up or not, and how many records it still had to read at its last fetch."""
+        return Progress(self.caught_up, 0 if self.caught_up else self._behind)
+
+    async def start(self) -> None:
+        """Resume from the stored offsets (or the beginning) and follow the topic.
+
+        Returns at once: reading up to the end offsets of this moment goes on in the
+        background, and :attr:`caught_up` tells when it is done. No start-up timeout.
+        """
         await self._consumer.start()
         partitions = await partitions_of(self.settings, self.topic)
         tps = [TopicPartition(self.topic, p) for p in partitions]
         self._partitions = tps
         self._consumer.assign(tps)
-        await self._consumer.seek_to_beginning(*tps)
-        self._end = {tp: off for tp, off in (await self._consumer.end_offsets(tps)).items() if off}
-        if not self._end:
+        ends = await self._consumer.end_offsets(tps)
+        starts = await self._consumer.beginning_offsets(tps)
+        stored = self._stored_offsets(starts, ends)
+        for tp in tps:
+            if tp.partition in stored:
+                self._consumer.seek(tp, stored[tp.partition])
+            else:
+                await self._consumer.seek_to_beginning(tp)
+        self._end = dict(ends)
+        self._behind = sum(
+            max(0, end - stored.get(tp.partition, starts[tp])) for tp, end in ends.items()
+        )
+        RECORDS_BEHIND.set(self._behind)
+        log.info(
+            "status view starting",
+            extra={"resumed": bool(stored), "records_behind": self._behind},
+        )
+        if await self._reached(self._end):
             self._caught_up.set()
         self._runner = asyncio.create_task(self._run(), name="status-view")
-        try:
-            await asyncio.wait_for(self._caught_up.wait(), timeout_s)
-        except TimeoutError:
-            log.warning("status view still catching up; serving what it has")
+
+    def _stored_offsets(
+        self, starts: dict[TopicPartition, int], ends: dict[TopicPartition, int]
+    ) -> dict[int, int]:
+        """The store's offsets, if they fit the topic; otherwise the store is wiped."""
+        stored = self.store.offsets()
+        fits = self.store.meta("topic") == self.topic and all(
+            starts[tp] <= stored[tp.partition] <= ends[tp] for tp in ends if tp.partition in stored
+        )
+        if stored and not fits:  # the topic was recreated or truncated: rebuild
+            log.warning("status store does not match the topic; rebuilding it")
+            self.store.wipe()
+            stored = {}
+        self.store.set_meta("topic", self.topic)
+        return stored
 
     async def stop(self) -> None:
-        """Stop following the topic."""
+        """Stop following the topic and close the store."""
         if self._runner is not None:
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
         await self._consumer.stop()
+        self.store.close()
 
     async def _run(self) -> None:
+        logged = time.monotonic()
         while True:
             batches = await self._consumer.getmany(timeout_ms=500)
             for records in batches.values():
                 for record in records:
-                    try:
-                        raw = record.value or b""
-                        self.apply(TaskStatusChanged.model_validate_json(raw), raw)
-                    except ValidationError:
-                        log.warning(
-                            "unreadable record on the status topic",
-                            extra={"partition": record.partition, "offset": record.offset},
-                        )
+                    self._apply_record(record)
+                RECORDS_READ.inc(len(records))
             if not self._caught_up.is_set():
                 await self._check_caught_up()
+                if time.monotonic() - logged >= PROGRESS_LOG_S and not self._caught_up.is_set():
+                    logged = time.monotonic()
+                    log.info("status view catching up", extra={"records_behind": self._behind})
             async with self._progress:
                 self._progress.notify_all()
 
-    async def _check_caught_up(self) -> None:
-        for tp, end in self._end.items():
-            if await self._consumer.position(tp) < end:
+    def _apply_record(self, record: "ConsumerRecord[bytes, bytes]") -> None:
+        offset = (record.partition, record.offset + 1)
+        try:
+            if record.value is None:
+                self.remove(uuid.UUID((record.key or b"").decode()), offset)
                 return
-        self._caught_up.set()
+            raw = record.value
+            self.apply(TaskStatusChanged.model_validate_json(raw), raw, offset)
+        except (ValidationError, ValueError):
+            log.warning(
+                "unreadable record on the status topic",
+                extra={"partition": record.partition, "offset": record.offset},
+            )
+            self.store.record_offset(*offset)
+
+    async def _check_caught_up(self) -> None:
+        behind = 0
+        for tp, end in self._end.items():
+            behind += max(0, end - await self._consumer.position(tp))
+        self._behind = behind
+        RECORDS_BEHIND.set(behind)
+        if behind == 0:
+            self._caught_up.set()
+            log.info("status view caught up")

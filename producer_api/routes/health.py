@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response, status
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from producer_api.deps import PublisherDep, StatusViewDep, StorageDep
-from producer_api.models import HealthPublic
+from producer_api.models import CatchingUp, HealthPublic
 
 router = APIRouter(tags=["health"])
 
@@ -27,11 +27,15 @@ async def readyz(
 ) -> HealthPublic:
     """Kafka and S3 reachable, the status view caught up."""
     kafka_ok, s3_ok = await asyncio.gather(publisher.connected(), storage.reachable())
-    checks = {"kafka": kafka_ok, "s3": s3_ok, "status_view": view.caught_up}
-    ready = all(checks.values())
-    if not ready:
-        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    return HealthPublic(status="ready" if ready else "not ready", checks=checks)
+    progress = view.progress
+    checks = {"kafka": kafka_ok, "s3": s3_ok, "status_view": progress.caught_up}
+    if all(checks.values()):
+        return HealthPublic(status="ready", checks=checks)
+    response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    if kafka_ok and s3_ok:  # only the status view is not there yet
+        behind = CatchingUp(records_behind=progress.records_behind)
+        return HealthPublic(status="catching up", checks=checks, catching_up=behind)
+    return HealthPublic(status="not ready", checks=checks)
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -3,10 +3,13 @@
 import uuid
 from typing import Annotated
 
+from aiokafka.errors import KafkaError
+from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
-from producer_api.deps import CallerDep, SettingsDep, StatusViewDep, StorageDep
-from producer_api.models import AUTH_RESPONSES, TaskPublic, TranscriptPublic
+from producer_api.deps import CallerDep, PublisherDep, SettingsDep, StatusViewDep, StorageDep
+from producer_api.erase import erase
+from producer_api.models import AUTH_RESPONSES, ErasePublic, TaskPublic, TranscriptPublic
 from schemas.events import TaskStatusChanged
 from schemas.exports import MEDIA_TYPES, ExportFormat, render
 from schemas.ids import transcript_object_key
@@ -19,6 +22,8 @@ router = APIRouter(
     responses={401: AUTH_RESPONSES[401], 404: {"description": "No such task of yours"}},
 )
 NOT_FOUND = "No such task."
+STILL_RUNNING = "The task is still being processed; erase it once it has completed or failed."
+ERASE_RETRY_S = 10
 
 
 async def _lookup(
@@ -100,3 +105,41 @@ async def get_transcript(
         return Response(content=body, media_type=MEDIA_TYPES[fmt])
     doc = TranscriptDocument.model_validate_json(body)
     return Response(content=render(doc, fmt).encode(), media_type=MEDIA_TYPES[fmt])
+
+
+@router.delete(
+    "/{task_id}",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ErasePublic,
+    responses={
+        409: {"description": "The task is still queued or processing"},
+        503: {"description": "S3 or Kafka did not take the erase; retry"},
+    },
+)
+async def erase_task(
+    task_id: uuid.UUID,
+    caller: CallerDep,
+    view: StatusViewDep,
+    storage: StorageDep,
+    publisher: PublisherDep,
+    settings: SettingsDep,
+) -> ErasePublic:
+    """Erase a finished task: its recording, its transcript and its status.
+
+    The task then reads 404 on every replica (once each has read the tombstone: normally
+    within milliseconds). Events already on ``transcript.ready`` are not recalled.
+    """
+    change = await _lookup(view, caller, settings, task_id)
+    if not change.status.is_final:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, STILL_RUNNING, headers={"Retry-After": str(ERASE_RETRY_S)}
+        )
+    try:
+        await erase(change, storage, publisher, view)
+    except (OSError, TimeoutError, KafkaError, BotoCoreError, ClientError) as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "The erase could not be completed; retry.",
+            headers={"Retry-After": str(ERASE_RETRY_S)},
+        ) from exc
+    return ErasePublic(task_id=task_id)

@@ -1,12 +1,16 @@
 """How the API's status view merges status changes that arrive in any order."""
 
+import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
 
 from medvoice_common.settings import CommonSettings
+from producer_api.status_store import StatusStore, StoreOptions
 from producer_api.status_view import StatusView, newer
 from schemas.events import ErrorInfo, TaskStatusChanged
 from schemas.status import TaskStatus
@@ -56,8 +60,18 @@ def test_a_replay_starts_a_failed_task_afresh() -> None:
     )
 
 
-async def test_view_keeps_the_newest_change_and_gives_it_back_whole() -> None:
-    view = StatusView(CommonSettings())
+def store_at(path: Path, retention_days: int = 365) -> StatusStore:
+    return StatusStore(path, StoreOptions(1 << 20, 1 << 20), timedelta(days=retention_days))
+
+
+@pytest.fixture
+async def view(tmp_path: Path) -> AsyncIterator[StatusView]:
+    the_view = StatusView(CommonSettings(), store_at(tmp_path / "status"))
+    yield the_view
+    the_view.store.close()
+
+
+async def test_view_keeps_the_newest_change_and_gives_it_back_whole(view: StatusView) -> None:
     done = change(TaskStatus.COMPLETED, dt=5)
     for c in (change(TaskStatus.QUEUED), change(TaskStatus.PROCESSING, dt=1), done):
         view.apply(c)
@@ -74,9 +88,8 @@ def conflicts() -> float:
 
 
 async def test_a_record_naming_another_owner_never_changes_the_task(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, view: StatusView
 ) -> None:
-    view = StatusView(CommonSettings())
     queued = change(TaskStatus.QUEUED)
     view.apply(queued)
     before = conflicts()
@@ -91,3 +104,102 @@ async def test_a_record_naming_another_owner_never_changes_the_task(
     done = change(TaskStatus.COMPLETED, dt=7)  # the owner's own records still apply
     view.apply(done)
     assert view.get(str(TASK)) == done
+
+
+def task_of(
+    user: str, submitted_s: int, status: TaskStatus = TaskStatus.QUEUED
+) -> TaskStatusChanged:
+    return TaskStatusChanged(
+        task_id=uuid.uuid4(),
+        user_id=user,
+        file_id="f",
+        status=status,
+        submitted_at=T0 + timedelta(seconds=submitted_s),
+        occurred_at=T0 + timedelta(seconds=submitted_s),
+    )
+
+
+def listed(view: StatusView, user: str, after: bytes | None = None) -> list[uuid.UUID]:
+    return [entry.task_id for entry in view.user_tasks(user, after)]
+
+
+async def test_the_user_index_lists_only_the_owners_tasks_newest_first(view: StatusView) -> None:
+    mine = [task_of("ann", s) for s in (5, 1, 9, 3)]
+    theirs = task_of("anne", 4)  # a user id that extends another must not leak into it
+    for c in [*mine, theirs]:
+        view.apply(c)
+    newest_first = [c.task_id for c in sorted(mine, key=lambda c: c.submitted_at, reverse=True)]
+    assert listed(view, "ann") == newest_first
+    assert listed(view, "anne") == [theirs.task_id]
+    entries = list(view.user_tasks("ann", None))
+    assert listed(view, "ann", entries[1].cursor) == newest_first[2:]
+
+
+async def test_a_status_change_moves_the_index_entry_not_duplicates_it(view: StatusView) -> None:
+    queued = task_of("ann", 1)
+    view.apply(queued)
+    done = queued.model_copy(
+        update={"status": TaskStatus.COMPLETED, "occurred_at": T0 + timedelta(seconds=9)}
+    )
+    view.apply(done)
+    entries = list(view.user_tasks("ann", None))
+    assert [(e.task_id, e.status) for e in entries] == [(queued.task_id, TaskStatus.COMPLETED)]
+
+
+async def test_a_tombstone_removes_the_task_and_its_index_entries(view: StatusView) -> None:
+    gone, kept = task_of("ann", 1), task_of("ann", 2)
+    view.apply(gone)
+    view.apply(kept)
+    view.remove(gone.task_id)
+    assert view.get(str(gone.task_id)) is None
+    assert listed(view, "ann") == [kept.task_id]
+    far_future = T0 + timedelta(days=10_000)
+    assert view.expired(far_future, 10) == [kept.task_id]
+
+
+async def test_expiry_follows_the_last_change_plus_the_retention(tmp_path: Path) -> None:
+    view = StatusView(CommonSettings(), store_at(tmp_path / "s", retention_days=30))
+    old, recent = task_of("ann", 0), task_of("ann", 20 * 86400)
+    view.apply(old)
+    view.apply(recent)
+    assert view.expired(T0 + timedelta(days=31), 10) == [old.task_id]
+    assert view.expired(T0 + timedelta(days=29), 10) == []
+    assert view.expired(T0 + timedelta(days=51), 1) == [old.task_id]  # the limit holds
+    view.store.close()
+
+
+async def test_the_store_keeps_tasks_and_offsets_across_a_reopen(tmp_path: Path) -> None:
+    first = StatusView(CommonSettings(), store_at(tmp_path / "s"))
+    c = task_of("ann", 1, TaskStatus.COMPLETED)
+    first.apply(c, c.to_bytes(), offset=(2, 41))
+    first.store.record_offset(0, 7)
+    first.store.close()
+    again = StatusView(CommonSettings(), store_at(tmp_path / "s"))
+    assert again.get(str(c.task_id)) == c
+    assert again.store.offsets() == {0: 7, 2: 41}
+    assert listed(again, "ann") == [c.task_id]
+    again.store.close()
+
+
+async def test_next_change_returns_at_once_when_the_caller_is_behind(view: StatusView) -> None:
+    c = task_of("ann", 1)
+    view.apply(c)
+    assert await view.next_change(str(c.task_id), None) == c
+    assert await view.next_change(str(c.task_id), str(uuid.uuid4())) == c
+    assert await view.next_change(str(uuid.uuid4()), None) is None
+
+
+async def test_next_change_wakes_on_a_change_and_on_removal(view: StatusView) -> None:
+    c = task_of("ann", 1)
+    view.apply(c)
+    waiting = asyncio.create_task(view.next_change(str(c.task_id), str(c.event_id)))
+    await asyncio.sleep(0)  # let it register; nothing has changed yet
+    assert not waiting.done()
+    later = c.model_copy(update={"event_id": uuid.uuid4(), "status": TaskStatus.PROCESSING})
+    view.apply(later)
+    assert await waiting == later
+    removed = asyncio.create_task(view.next_change(str(c.task_id), str(later.event_id)))
+    await asyncio.sleep(0)
+    view.remove(c.task_id)
+    assert await removed is None
+    assert not view._watchers  # no waiter is left behind
