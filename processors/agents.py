@@ -33,6 +33,7 @@ from faust.streams import Stream
 from faust.types import EventT, TableT
 from pydantic import ValidationError
 
+from medvoice_common import cloudevents
 from processors import metrics, pipeline
 from processors.errors import ErrorCode, TaskError
 from processors.lifecycle import HardExit, Liveness
@@ -364,9 +365,12 @@ class TaskProcessor:
 
     async def _send_ready(self, d: Delivery, doc: TranscriptDocument) -> str:
         uri = pipeline.transcript_uri(self.ctx, d.sub.user_id, d.key)
+        ready = ready_event(d.sub, doc, uri)
+        headers = cloudevents.headers(ready, cloudevents.WORKER_SOURCE)
         trace = d.headers.get(TRACEPARENT)
-        extra = {TRACEPARENT: trace} if trace else None
-        await self._send("ready", d.key.encode(), ready_event(d.sub, doc, uri).to_bytes(), extra)
+        if trace:
+            headers[TRACEPARENT] = trace
+        await self._send("ready", d.key.encode(), ready.to_bytes(), headers)
         return uri
 
     async def _fail(self, d: Delivery, err: TaskError, attempt: int) -> None:
@@ -491,7 +495,8 @@ class TaskProcessor:
             error=error,
             transcript=transcript,
         )
-        await self._send("status", d.key.encode(), change.to_bytes())
+        headers = cloudevents.headers(change, cloudevents.WORKER_SOURCE)
+        await self._send("status", d.key.encode(), change.to_bytes(), headers)
 
     async def _send(
         self,

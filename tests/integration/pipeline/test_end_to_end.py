@@ -3,6 +3,8 @@
 import json
 import time
 from collections.abc import Iterator
+from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +121,20 @@ async def test_spoken_clip_is_transcribed_end_to_end(
     assert event["user_id"] == USER
     assert wer(SENTENCE, event["text"]) <= MAX_WER
     assert event["transcript_uri"] == (f"s3://{stack.cfg.bucket}/transcripts/{USER}/{task_id}.json")
+    record = next(r for r in ready if json.loads(r.value)["task_id"] == task_id)
+    _check_cloudevents(record, event, "TranscriptReady", "/medvoice/worker")
+    # queued, processing, completed on task.status: all there, the API has shown completed.
+    for topic, kind, source, count in (
+        ("audio.submitted", "AudioSubmitted", "/medvoice/api", 1),
+        ("task.status", "TaskStatusChanged", None, 3),
+    ):
+        mine = await read_topic(
+            stack.cfg.bootstrap,
+            stack.cfg.topic(topic),
+            partial(_has_records_of, task_id, count),
+        )
+        for record in (r for r in mine if json.loads(r.value)["task_id"] == task_id):
+            _check_cloudevents(record, json.loads(record.value), kind, source)
 
     key = f"transcripts/{USER}/{task_id}.json"
     doc = json.loads(stack.cfg.s3().get_object(Bucket=stack.cfg.bucket, Key=key)["Body"].read())
@@ -131,6 +147,22 @@ async def test_spoken_clip_is_transcribed_end_to_end(
     served = stack.client.get(f"/tasks/{task_id}/transcript")
     assert served.status_code == 200 and served.json()["text"] == doc["text"]
     _check_exports(stack, task_id, doc)
+
+
+def _has_records_of(task_id: str, count: int, records: list[Any]) -> bool:
+    return sum(json.loads(r.value)["task_id"] == task_id for r in records) >= count
+
+
+def _check_cloudevents(record: Any, body: dict[str, Any], kind: str, source: str | None) -> None:
+    """The CloudEvents Kafka binding (binary mode) headers agree with the JSON body."""
+    headers = {k: v.decode() for k, v in record.headers}
+    assert headers["ce_specversion"] == "1.0"
+    assert headers["ce_id"] == body["event_id"]
+    assert headers["ce_type"] == f"medvoice.{kind}.v{body['schema_version']}"
+    assert headers["ce_subject"] == body["task_id"]
+    assert headers["content-type"] == "application/json"
+    assert datetime.fromisoformat(headers["ce_time"]) == datetime.fromisoformat(body["occurred_at"])
+    assert headers["ce_source"] in ({source} if source else {"/medvoice/api", "/medvoice/worker"})
 
 
 def _check_exports(stack: Stack, task_id: str, doc: dict[str, Any]) -> None:
