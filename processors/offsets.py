@@ -85,8 +85,8 @@ class OffsetGuard:
         """
         consumer: Any = self.app.consumer
         check_consumer(consumer)
-        # Private Faust API (SLF001): the only hook on what is committed; checked just above.
-        faust_offset: Callable[[TP], int | None] = consumer._new_offset
+        # Faust's private commit hook: the only one on what is committed (checked just above).
+        faust_offset: Callable[[TP], int | None] = consumer._new_offset  # noqa: SLF001
 
         def new_offset(tp: TP) -> int | None:
             proposed = faust_offset(tp)  # also lets Faust clear its list of acked offsets
@@ -94,7 +94,7 @@ class OffsetGuard:
                 return proposed
             return self.commit_offset(tp)
 
-        consumer._new_offset = new_offset  # private Faust API (SLF001), checked above
+        consumer._new_offset = new_offset  # noqa: SLF001 - Faust's private hook, checked above
         faust_seek: Callable[[], Awaitable[None]] = consumer.perform_seek
 
         async def perform_seek() -> None:
@@ -116,8 +116,8 @@ class OffsetGuard:
         consumer: Any = self.app.consumer
         for tp in consumer.assignment():
             if tp.topic in self.topics:
-                # Private Faust API (SLF001), checked by install: the last commit of tp.
-                committed = consumer._committed_offset.get(tp)
+                # Faust's private record of the last commit of tp (checked by install).
+                committed = consumer._committed_offset.get(tp)  # noqa: SLF001
                 await consumer.seek(tp, int(committed or 0))
 
     def forget(self, tps: Iterable[TP]) -> None:
@@ -181,6 +181,6 @@ class OffsetGuard:
         seeks to 0); records below ``first_seen`` are then checked against retention.
         """
         del first_seen
-        # Private Faust API (SLF001), checked by install: the offset last committed for tp.
+        # Faust's private record of the offset last committed for tp (checked by install).
         consumer: Any = self.app.consumer
-        return int(consumer._committed_offset.get(tp) or 0)
+        return int(consumer._committed_offset.get(tp) or 0)  # noqa: SLF001
