@@ -2,6 +2,7 @@
 FastAPI + Celery/Redis, with wrk at several concurrency levels; lost acknowledged tasks."""
 
 import asyncio
+import importlib.util
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 from bench.common import Services, cpu_seconds, proc_status, spread, tool
+from producer_api.settings import ApiOptions
 from tests.fixtures.driver import put_audio
 from tests.fixtures.kafka_broker import free_port
 from tests.fixtures.processes import ManagedProcess, python_module
@@ -224,7 +226,10 @@ def run(
                     flush=True,
                 )
     api_load = proc_status(api.pid)
-    profile = _profile_api(api.pid, urls["medvoice"], path, token, raw) if profile_api else {}
+    # The API's own cost: the one on the instant S3 stub (moto's HEADs share the cores).
+    profile = (
+        _profile_api(api2.pid, urls["medvoice_s3stub"], path, token, raw) if profile_api else {}
+    )
     # Every acknowledged task must be in audio.submitted (plus those from warm-up runs).
     seen, records = asyncio.run(
         _read_submitted(services.bootstrap, cfg.topic("audio.submitted"), acked)
@@ -264,4 +269,8 @@ def run(
     summary["celery_messages_in_redis"] = celery_queued
     summary["api_memory"] = {"idle": api_idle, "after_load": api_load}
     summary["api_profile"] = profile
+    summary["profiled"] = "API on the instant S3 stub"
+    opts = ApiOptions()
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio loop"
+    summary["server"] = f"{opts.http}, header limit {opts.max_header_bytes} bytes, {loop}"
     return summary
