@@ -2,23 +2,27 @@
 
 Lag of a partition = its highwater (the offset the next produced record gets) minus the
 group's committed offset (the next record this worker has not finished), so records taken
-but still being transcribed count as lag until their batch is committed. Before the group
-has committed anything on a partition, the partition's earliest offset stands in for the
-committed one. Each worker reports only the partitions assigned to it; the group's lag is
-the sum over workers (``sum(medvoice_consumer_lag_messages)``).
+but still being transcribed count as lag until they are committed. Before the group has
+committed anything on a partition, lag counts from offset 0, where the offset guard starts
+such a partition too. Each worker reports only the partitions assigned to it; the group's
+lag is the sum over workers (``sum(medvoice_consumer_lag_messages)``).
+
+Both figures are read locally, without a request: the highwater from the consumer's last
+fetch response, the commit from Faust's own record. A request would go through Faust's
+consumer thread, queued behind its seeks: after a crash that thread was seen hung in a
+seek, and every tick queued one more request behind it.
 """
 
-import asyncio
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 import faust
 from faust.types import TP
 from prometheus_client import Gauge
 
 log = logging.getLogger(__name__)
-LAG_INTERVAL_S = 5.0  # a few samples per 15 s scrape interval; each refresh is one offsets request
-LAG_TIMEOUT_S = 5.0  # a broker that cannot list offsets in this time is reported by Kafka alerts
+LAG_INTERVAL_S = 5.0  # a few samples per 15 s scrape interval
 
 CONSUMER_LAG = Gauge(
     "medvoice_consumer_lag_messages",
@@ -28,16 +32,13 @@ CONSUMER_LAG = Gauge(
 
 
 def partition_lag(
-    highwaters: Mapping[TP, int | None],
-    committed: Mapping[TP, int | None],
-    earliest: Mapping[TP, int],
+    highwaters: Mapping[TP, int | None], committed: Mapping[TP, int | None]
 ) -> dict[int, int]:
-    """Lag per partition number from highwater, committed and earliest offsets.
+    """Lag per partition number from highwater and committed offsets.
 
     Args:
-        highwaters: The next offset to be produced, per partition (None: unknown).
+        highwaters: The next offset to be produced, per partition (None: not fetched yet).
         committed: The group's committed offset (next to process), None when none yet.
-        earliest: The first available offset, used where nothing is committed.
 
     Returns:
         The lag (never negative) of each partition whose highwater is known.
@@ -46,10 +47,7 @@ def partition_lag(
     for tp, high in highwaters.items():
         if high is None:
             continue
-        done = committed.get(tp)
-        if done is None:
-            done = earliest.get(tp, 0)
-        lag[tp.partition] = max(0, high - done)
+        lag[tp.partition] = max(0, high - (committed.get(tp) or 0))
     return lag
 
 
@@ -64,19 +62,13 @@ class ConsumerLag:
 
     async def refresh(self) -> None:
         """Recompute the gauge; partitions no longer assigned are removed from it."""
-        consumer = self.app.consumer
+        consumer: Any = self.app.consumer
         tps = sorted(tp for tp in consumer.assignment() if tp.topic == self.topic)
-        lag: dict[int, int] = {}
-        if tps:
-            # Faust's own record of what it committed (or found committed on assignment);
-            # not in ConsumerT's interface, but every Faust consumer has it.
-            offsets: Mapping[TP, int | None] = getattr(consumer, "_committed_offset", {})
-            committed = {tp: offsets.get(tp) for tp in tps}
-            missing = [tp for tp in tps if committed[tp] is None]
-            async with asyncio.timeout(LAG_TIMEOUT_S):
-                highwaters = await consumer.highwaters(*tps)
-                earliest = await consumer.earliest_offsets(*missing) if missing else {}
-            lag = partition_lag(highwaters, committed, earliest)
+        # Faust's private record of each partition's commit; OffsetGuard.install checks at
+        # start-up that it exists (the guard relies on it too).
+        offsets: Mapping[TP, int | None] = consumer._committed_offset  # noqa: SLF001
+        highwaters = {tp: consumer.highwater(tp) for tp in tps}  # last fetch: no request
+        lag = partition_lag(highwaters, {tp: offsets.get(tp) for tp in tps})
         for partition, value in lag.items():
             CONSUMER_LAG.labels(str(partition)).set(value)
         for gone in self._reported - lag.keys():
