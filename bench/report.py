@@ -8,6 +8,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from bench import status_scale
+
 LABELS = {
     "medvoice": "MedVoice API (moto S3 + Kafka acks=all)",
     "medvoice_s3stub": "MedVoice API (instant S3 stub + Kafka acks=all)",
@@ -94,6 +96,8 @@ def plots(results: dict[str, Any], out_dir: Path) -> list[str]:
         fig.savefig(out_dir / "throughput_vs_workers.png", dpi=110)
         plt.close(fig)
         names.append("throughput_vs_workers.png")
+    if results.get("status_scale"):
+        names += status_scale.plot(results["status_scale"], out_dir)
     return names
 
 
@@ -341,6 +345,8 @@ def markdown(results: dict[str, Any], pngs: list[str]) -> str:
             )
         out += ["", "Idle: right after `/readyz` answered 200. Peak: VmHWM from /proc after "
                 "the load (submission runs; the pipeline runs).", ""]  # fmt: skip
+    if results.get("status_scale"):
+        out += status_scale.section(results["status_scale"])
     out += ["## Findings", "", *results.get("findings", []), ""]
     out += ["## Commands", "", "```", *results["commands"], "```", ""]
     return "\n".join(out)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import pipeline, report, scaling, submission
+from bench import pipeline, report, scaling, status_scale, submission
 from bench.clips import make_clips
 from bench.common import Services, machine
 
@@ -35,6 +35,8 @@ def _params(quick: bool) -> dict[str, Any]:
             "pipeline_reps": 1,
             "profile": False,
             "scaling": False,
+            "status_levels": [2000],
+            "status_seconds": 1,
         }
     return {
         "levels": [8, 32, 64],
@@ -50,6 +52,8 @@ def _params(quick: bool) -> dict[str, Any]:
         "whisper_tasks": 6,  # x the 30 s clip
         "riva_tasks": 16,  # x the 30 s clip
         "service_time_per_audio_s": 0.02,
+        "status_levels": [100_000, 500_000, 2_000_000],  # finished tasks on task.status
+        "status_seconds": 10,
     }
 
 
@@ -131,7 +135,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=RESULTS, help="report and plots go here")
     parser.add_argument("--bootstrap", default="", help="use this Kafka instead of starting one")
     parser.add_argument("--s3-url", default="", help="use this S3 endpoint instead of moto")
-    parser.add_argument("--only", nargs="*", default=["submission", "pipeline", "scaling"])
+    parser.add_argument(
+        "--only", nargs="*", default=["submission", "pipeline", "scaling", "status_scale"]
+    )
     args = parser.parse_args()
     for tool in ("wrk", "redis-server", "espeak-ng", "java"):
         if not shutil.which(tool):
@@ -186,6 +192,11 @@ def main() -> int:
                 p["service_time_per_audio_s"],
             )
             results["scaling_notes"] = _scaling_notes(results["scaling"])
+        if "status_scale" in args.only:
+            print("4. status view at scale", flush=True)
+            results["status_scale"] = status_scale.run(
+                services, raw / "status", p["status_levels"], p["status_seconds"]
+            )
     finally:
         services.stop()
         shutil.rmtree(work, ignore_errors=True)
