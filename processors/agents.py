@@ -17,6 +17,10 @@ record leads to is decided here, against the task's entry in the status table:
 What is committed is decided by :mod:`processors.offsets`: only records that reached one of
 these outcomes. Work cut short by a rebalance or a shutdown is not finished, so it is
 delivered again (the pipeline is idempotent).
+
+Each agent reads its stream in partition order and hands every record to a handler task of
+its own, at most ``MEDVOICE_WORKER__MAX_IN_FLIGHT`` at once (``_consume``); records of one
+task are handled one after another (:class:`processors.inflight.KeyLocks`).
 """
 
 import asyncio
@@ -36,6 +40,7 @@ from pydantic import ValidationError
 from medvoice_common import cloudevents
 from processors import metrics, pipeline
 from processors.errors import ErrorCode, TaskError
+from processors.inflight import KeyLocks
 from processors.lifecycle import HardExit, Liveness
 from processors.offsets import OffsetGuard
 from processors.pipeline import PipelineContext
@@ -152,32 +157,71 @@ class TaskProcessor:
         self.flush = flush
         self.run = run
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.max_in_flight = ctx.settings.worker.max_in_flight
         self._in_flight: set[asyncio.Task[None]] = set()
         self._waiting: set[asyncio.Task[Any]] = set()  # in a retry's backoff sleep
+        self._keys = KeyLocks()  # shared by both agents: one task's records one at a time
+        self._interrupts = 0  # rebalances and stops so far; a handler begun before one waits
         self._stopping = False
         metrics.initialise(self.backend)
 
     async def consume_submitted(self, stream: Stream[bytes]) -> AsyncIterator[None]:
-        """Agent over ``audio.submitted``: one event at a time, in partition order.
-
-        Handling events concurrently in one stream (``take_events`` batches) was tried and
-        lost tasks in a SIGKILL test; throughput scales with workers and partitions instead.
-        """
-        self._loop = asyncio.get_running_loop()
-        async for event in stream.events():
-            await self._guarded(event, retry=False)
+        """Agent over ``audio.submitted``: up to ``max_in_flight`` records at once."""
+        async for _ in self._consume(stream, retry=False):
             yield None
 
     async def consume_retry(self, stream: Stream[bytes]) -> AsyncIterator[None]:
-        """Agent over the retry topic: waits until each record is due, then handles it.
+        """Agent over the retry topic: each record waits until it is due, then is handled.
 
         Waiting here holds back only the retry topic's partitions, never new work; a
         rebalance or a shutdown ends the wait at once (the record is read again).
         """
-        self._loop = asyncio.get_running_loop()
-        async for event in stream.events():
-            await self._guarded(event, retry=True)
+        async for _ in self._consume(stream, retry=True):
             yield None
+
+    async def _consume(self, stream: Stream[bytes], *, retry: bool) -> AsyncIterator[None]:
+        """Hand each record of ``stream``, in order, to a handler task of its own.
+
+        A slot is taken before the next record is read, so at most ``max_in_flight``
+        handlers run and no record waits in this loop for one (with 1 it is the
+        one-at-a-time loop). Each record is held (``incref``) until its handler ends, so
+        Faust's rebalance and shutdown wait for it (bounded by :meth:`_interrupt`); the
+        stream's own acknowledgement decides nothing: the offset guard commits only up to
+        the first record whose handler has not reached an outcome (Faust's commits past an
+        unfinished head record and its acks of skipped records cannot lose a task).
+        """
+        self._loop = asyncio.get_running_loop()
+        slots = asyncio.Semaphore(self.max_in_flight)
+        handlers: set[asyncio.Task[None]] = set()
+        try:
+            await slots.acquire()
+            async for event in stream.events():
+                if not self._stopping:  # else left unfinished: the next owner reads it
+                    await self._started(event)
+                    event.message.incref()  # released by the handler, however it ends
+                    handler = asyncio.ensure_future(
+                        self._hold(event, retry, slots, self._interrupts)
+                    )
+                    handlers.add(handler)
+                    handler.add_done_callback(handlers.discard)
+                    await slots.acquire()  # room for the next record before reading it
+                yield None
+        finally:
+            for handler in list(handlers):
+                handler.cancel()  # the agent itself stops: unfinished, read again
+
+    async def _hold(
+        self, event: EventT[bytes], retry: bool, slots: asyncio.Semaphore, interrupts: int
+    ) -> None:
+        """One record's handler: after the task's earlier records, unless interrupted first."""
+        try:
+            async with self._keys.hold(_lock_key(event)):
+                if self._stopping or self._interrupts != interrupts:
+                    return  # a rebalance or a stop began while it waited: read again
+                await self._handle_record(event, retry=retry)
+        finally:
+            event.ack()  # only Faust's wait for in-flight records; commits are the guard's
+            slots.release()
 
     # -- stopping ------------------------------------------------------------------------
 
@@ -194,12 +238,16 @@ class TaskProcessor:
         self._interrupt("shutdown")
 
     def _interrupt(self, why: str) -> None:
+        self._interrupts += 1
         for waiting in list(self._waiting):
             waiting.cancel()  # a retry's backoff: nothing to lose
         busy = [w for w in self._in_flight if not w.done() and w not in self._waiting]
         if not busy:
             return
-        log.info("in-flight task may finish before it is cancelled", extra={"why": why})
+        log.info(
+            "in-flight tasks may finish before they are cancelled",
+            extra={"why": why, "tasks": len(busy)},
+        )
         loop = asyncio.get_running_loop()
         loop.call_later(self.drain_s, self._cancel, busy, why)
 
@@ -215,11 +263,20 @@ class TaskProcessor:
     # -- one record ----------------------------------------------------------------------
 
     async def _guarded(self, event: EventT[bytes], *, retry: bool) -> None:
+        """One record from hand-over to outcome, as the agent does it with one in flight."""
         if self._stopping:
             return  # left unfinished, so uncommitted: the partition's next owner reads it
-        tp, offset = event.message.tp, event.message.offset
+        await self._started(event)
+        await self._handle_record(event, retry=retry)
+
+    async def _started(self, event: EventT[bytes]) -> None:
+        """Tell the offset guard the stream handed ``event`` over (in partition order)."""
         if self.offsets is not None:
-            await self.offsets.started(tp, offset)
+            await self.offsets.started(event.message.tp, event.message.offset)
+
+    async def _handle_record(self, event: EventT[bytes], *, retry: bool) -> None:
+        """Work on ``event`` to its outcome; the guard learns it is finished only then."""
+        tp, offset = event.message.tp, event.message.offset
         work = asyncio.ensure_future(self._work_on(event, retry=retry))
         self._in_flight.add(work)
         try:
@@ -281,6 +338,7 @@ class TaskProcessor:
         await self._handle(event)
 
     async def _handle(self, event: EventT[bytes]) -> None:
+        received = time.perf_counter()
         try:
             d = read_delivery(event)
         except MalformedRecord as exc:
@@ -308,6 +366,7 @@ class TaskProcessor:
         self._mark(d, TaskStatus.PROCESSING, unfinished=unfinished + 1)
         if self.flush is not None:
             await self.flush(d.key)
+        _log_start(d, time.perf_counter() - received)
         await self._process(d, unfinished)
 
     async def _process(self, d: Delivery, unfinished: int) -> None:
@@ -517,6 +576,31 @@ class TaskProcessor:
     def _observe_e2e(sub: AudioSubmitted, outcome: metrics.Outcome) -> None:
         elapsed = (datetime.now(UTC) - sub.submitted_at).total_seconds()
         metrics.E2E_SECONDS.labels(outcome).observe(max(0.0, elapsed))
+
+
+def _log_start(d: Delivery, checks_s: float) -> None:
+    """Log the start of a task's work: how long since it was submitted, and since it was read.
+
+    ``since_submit_s`` compares the API's clock (``submitted_at``) with this worker's;
+    ``checks_s`` is this worker's own time from reading the record to the work (parsing,
+    the status table and the delivery count's round trip to the broker).
+    """
+    since = (datetime.now(UTC) - d.sub.submitted_at).total_seconds()
+    log.info(
+        "work started",
+        extra={
+            "task_id": d.key,
+            "attempt": d.attempt,
+            "since_submit_s": round(since, 4),
+            "checks_s": round(checks_s, 4),
+        },
+    )
+
+
+def _lock_key(event: EventT[bytes]) -> bytes | None:
+    """The record's key bytes (the task id), which orders its handlers; None without one."""
+    key: Any = event.message.key
+    return bytes(key) if isinstance(key, bytes | bytearray) else None
 
 
 def _key(event: EventT[bytes], d: Delivery | None) -> bytes | None:

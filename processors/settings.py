@@ -18,6 +18,10 @@ class WorkerOptions(BaseModel):
     store: str = "memory://"  # production: rocksdb:// (local state survives a restart)
     data_dir: Path = Path("/tmp/medvoice-worker")  # noqa: S108 - Faust's table dir; k8s mounts a volume
     decode_concurrency: int = Field(default=2, ge=1)
+    # Records of a work topic handled at once by one worker (per agent; one task's records
+    # never run together). 1 suits CPU whisper; a GPU Riva server batches concurrent
+    # requests, so e.g. 32 there.
+    max_in_flight: int = Field(default=1, ge=1, le=1024)
     session_timeout_s: float = 10.0  # a dead worker's partitions move after this
     heartbeat_s: float = 2.0
     max_audio_s: float = Field(default=3 * 3600, gt=0)  # longer recordings fail: audio_too_long

@@ -18,8 +18,8 @@ def build_context(settings: WorkerSettings) -> PipelineContext:
         settings=settings,
         s3=s3.make_client(settings),
         backend=make_backend(settings),
-        # One ASR call at a time: a worker handles one task at a time (processors.agents).
-        asr_executor=ThreadPoolExecutor(1, thread_name_prefix="asr"),
+        # One ASR call per task in flight (MEDVOICE_WORKER__MAX_IN_FLIGHT, processors.agents).
+        asr_executor=ThreadPoolExecutor(settings.worker.max_in_flight, thread_name_prefix="asr"),
         io_executor=ThreadPoolExecutor(
             settings.worker.decode_concurrency + 4, thread_name_prefix="io"
         ),

@@ -121,6 +121,40 @@ def task(user_id: str = "dr_unit") -> AudioSubmitted:
     )
 
 
+@dataclass
+class FakeMessage:
+    """A Faust message: its coordinates and its reference count (1: the stream's)."""
+
+    key: Any
+    headers: list[tuple[str, bytes | None]]
+    tp: TP
+    topic: str
+    partition: int
+    offset: int
+    refcount: int = 1
+    acked: bool = False
+
+    def incref(self) -> None:
+        self.refcount += 1
+
+
+@dataclass
+class FakeEvent:
+    """A Faust event as the agents see it (raw key and value bytes)."""
+
+    message: FakeMessage
+    value: bytes | None
+
+    def ack(self) -> bool:
+        """Drop one reference, as Faust's ``Event.ack``; True when it was the last one."""
+        assert self.message.refcount > 0, "acked more often than held"
+        self.message.refcount -= 1
+        if self.message.refcount == 0:
+            self.message.acked = True
+            return True
+        return False
+
+
 def event(
     value: bytes | None,
     *,
@@ -130,15 +164,36 @@ def event(
     topic: str = SUBMITTED,
 ) -> Any:
     """A Faust event as the agents see it (raw key and value bytes)."""
-    message = SimpleNamespace(
-        key=key,
-        headers=headers or [],
-        tp=TP(topic, 0),
-        topic=topic,
-        partition=0,
-        offset=offset,
-    )
-    return SimpleNamespace(message=message, value=value)
+    message = FakeMessage(key, headers or [], TP(topic, 0), topic, 0, offset)
+    return FakeEvent(message, value)
+
+
+class FakeStream:
+    """A Faust stream over ``events``: each is acked once the agent's loop body is done.
+
+    ``read`` counts the events handed over so far (what the agent has taken).
+    """
+
+    def __init__(self, events: list[Any]) -> None:
+        self.pending = list(events)
+        self.read = 0
+        self.more = asyncio.Event()  # set when events are appended later
+
+    def add(self, *events: Any) -> None:
+        self.pending.extend(events)
+        self.more.set()
+
+    async def events(self) -> Any:
+        while True:
+            while not self.pending:
+                self.more.clear()
+                await self.more.wait()
+            ev = self.pending.pop(0)
+            self.read += 1
+            try:
+                yield ev
+            finally:
+                ev.ack()  # the stream's own acknowledgement, after the loop body
 
 
 def submitted_event(sub: AudioSubmitted, **kwargs: Any) -> Any:
