@@ -114,8 +114,6 @@ def _profile_api(pid: int, url: str, path: str, token: str, raw: Path) -> dict[s
     """py-spy on the API during a 32-connection wrk run (not one of the measured runs)."""
     import signal
 
-    from bench.pipeline import summarise_profile
-
     if not tool("py-spy"):
         return {"error": "py-spy not installed"}
     out = raw / "api-profile.txt"
@@ -146,7 +144,53 @@ def _profile_api(pid: int, url: str, path: str, token: str, raw: Path) -> dict[s
         err = b""
     if not out.exists():
         return {"error": err.decode(errors="replace")[-500:]}
-    return summarise_profile(out, api=True)
+    return summarise_api_profile(out)
+
+
+# Each sample goes to the rule of its innermost frame that any rule matches: the code that
+# was running, not the framework frames every request's stack starts with.
+API_RULES = (
+    ("S3 existence check (SigV4 signing, aiohttp HEAD)", ("aiohttp/", "botocore/", "s3_probe")),
+    ("Kafka publish (aiokafka, events, CloudEvents headers)", ("aiokafka/", "publisher.py")),
+    ("JWT verification and token cache", ("jwt/", "producer_api/auth.py", "token_cache")),
+    ("status view (task.status consumer, store)", ("status_view", "status_store", "rocksdict")),
+    ("metrics (prometheus_client, observe)", ("prometheus_client", "producer_api/observe.py")),
+    ("FastAPI dependencies, parameters, validation", ("fastapi/dependencies", "pydantic")),
+    ("route code (ids, events, trace context)", ("producer_api/routes", "opentelemetry", "uuid")),
+    ("Starlette/FastAPI routing and middleware", ("starlette/", "fastapi/", "producer_api/")),
+    ("HTTP server (uvicorn, httptools/h11)", ("uvicorn/", "h11/", "httptools")),
+)
+
+
+def summarise_api_profile(raw_path: Path) -> dict[str, Any]:
+    """Shares of py-spy's samples by the innermost frame a rule names, and the top frames."""
+    from collections import Counter
+
+    buckets: Counter[str] = Counter()
+    leaves: Counter[str] = Counter()
+    total = 0
+    for line in raw_path.read_text(errors="replace").splitlines():
+        stack, _, count_s = line.rpartition(" ")
+        if not count_s.isdigit():
+            continue
+        count = int(count_s)
+        total += count
+        frames = stack.split(";")
+        leaves[frames[-1]] += count
+        for frame in reversed(frames):
+            rule = next(
+                (name for name, needles in API_RULES if any(n in frame for n in needles)), None
+            )
+            if rule is not None:
+                buckets[rule] += count
+                break
+        else:
+            buckets["event loop (uvloop) and other"] += count
+    return {
+        "samples": total,
+        "shares": {k: v / total for k, v in buckets.most_common()} if total else {},
+        "top_leaf_frames": [(f, c / total) for f, c in leaves.most_common(12)] if total else [],
+    }
 
 
 def run(
