@@ -16,11 +16,12 @@ from producer_api.limits import BodyLimitMiddleware
 from producer_api.observe import ObserveMiddleware
 from producer_api.publisher import Publisher
 from producer_api.retention import RetentionSweeper
-from producer_api.routes import health, submit, tasks, uploads, users
+from producer_api.routes import events, health, submit, tasks, uploads, users
 from producer_api.settings import ApiSettings
 from producer_api.status_store import StatusStore
 from producer_api.status_view import StatusView
 from producer_api.storage import Storage
+from producer_api.streams import StreamSlots
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +48,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.storage = Storage(s3.make_client(settings), settings, probe)
     await _start_dependencies(app, settings)
     log.info("api ready", extra={"bootstrap": settings.kafka.bootstrap})
+    app.state.sse_slots.watch_signals()  # event streams end when the server shuts down
     try:
         yield
     finally:
+        app.state.sse_slots.unwatch_signals()
         await app.state.retention.stop()
         await app.state.status_view.stop()
         await app.state.publisher.stop()
@@ -62,12 +65,13 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or ApiSettings()
     app.state.settings = settings
     app.state.verifier = TokenVerifier(settings.auth)
+    app.state.sse_slots = StreamSlots(settings.api.sse_max_streams)
     if settings.auth.mode == "none":
         log.warning(
             "AUTHENTICATION IS OFF (MEDVOICE_AUTH__MODE=none): any caller may act for any "
             "user. Development on one machine only; never expose this API."
         )
-    for module in (submit, uploads, tasks, users, health):
+    for module in (submit, uploads, tasks, events, users, health):
         app.include_router(module.router)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_middleware(  # inside observe: a 413 is counted too

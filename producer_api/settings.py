@@ -107,6 +107,10 @@ class ApiOptions(BaseModel):
     # A task id this replica does not know: read task.status up to its end for at most this
     # long before answering 404 (the id may have been answered by another replica just now).
     status_view_sync_timeout_s: float = Field(default=2.0, gt=0)
+    # GET /tasks/{task_id}/events: streams open at once on this replica (then 503 with
+    # Retry-After), and how often an idle stream sends a keep-alive comment.
+    sse_max_streams: int = Field(default=1000, ge=1)
+    sse_keepalive_s: float = Field(default=15.0, gt=0)
     shutdown_grace_s: float = 20.0
 
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 from producer_api.deps import CallerDep, PublisherDep, SettingsDep, StatusViewDep, StorageDep
 from producer_api.erase import erase
 from producer_api.models import AUTH_RESPONSES, ErasePublic, TaskPublic, TranscriptPublic
+from producer_api.storage import Storage
 from schemas.events import TaskStatusChanged
 from schemas.exports import MEDIA_TYPES, ExportFormat, render
 from schemas.ids import transcript_object_key
@@ -26,9 +27,14 @@ STILL_RUNNING = "The task is still being processed; erase it once it has complet
 ERASE_RETRY_S = 10
 
 
-async def _lookup(
+async def lookup(
     view: StatusViewDep, caller: CallerDep, settings: SettingsDep, task_id: uuid.UUID
 ) -> TaskStatusChanged:
+    """The caller's task as this replica's view holds it (after a read-your-writes sync).
+
+    Raises:
+        HTTPException: 404 when unknown here or another user's (its existence not disclosed).
+    """
     change = view.get(str(task_id))
     if change is None:  # perhaps answered by another replica a moment ago: read up to now
         await view.sync(settings.api.status_view_sync_timeout_s)
@@ -57,7 +63,15 @@ async def get_task(
     settings: SettingsDep,
 ) -> TaskPublic:
     """A task's status, with its transcript text when completed."""
-    change = await _lookup(view, caller, settings, task_id)
+    return await task_public(storage, await lookup(view, caller, settings, task_id))
+
+
+async def task_public(storage: Storage, change: TaskStatusChanged) -> TaskPublic:
+    """The body of GET /tasks/{task_id} for ``change`` (the events stream sends it too).
+
+    Raises:
+        HTTPException: 404 when the task is completed but its transcript is no longer stored.
+    """
     transcript = None
     if change.status is TaskStatus.COMPLETED and change.transcript is not None:
         doc = TranscriptDocument.model_validate_json(await _document(storage, change))
@@ -100,7 +114,7 @@ async def get_transcript(
     ] = ExportFormat.JSON,
 ) -> Response:
     """The full transcript document (segments, words with times), or an export of it."""
-    body = await _document(storage, await _lookup(view, caller, settings, task_id))
+    body = await _document(storage, await lookup(view, caller, settings, task_id))
     if fmt is ExportFormat.JSON:
         return Response(content=body, media_type=MEDIA_TYPES[fmt])
     doc = TranscriptDocument.model_validate_json(body)
@@ -129,7 +143,7 @@ async def erase_task(
     The task then reads 404 on every replica (once each has read the tombstone: normally
     within milliseconds). Events already on ``transcript.ready`` are not recalled.
     """
-    change = await _lookup(view, caller, settings, task_id)
+    change = await lookup(view, caller, settings, task_id)
     if not change.status.is_final:
         raise HTTPException(
             status.HTTP_409_CONFLICT, STILL_RUNNING, headers={"Retry-After": str(ERASE_RETRY_S)}
