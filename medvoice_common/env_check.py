@@ -19,7 +19,11 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from medvoice_common.settings import ENV_PREFIX
 
 # Every process's settings class; read lazily, so this module imports neither package.
-DEPLOYABLES = ("producer_api.settings:ApiSettings", "processors.settings:WorkerSettings")
+DEPLOYABLES = (
+    "producer_api.settings:ApiSettings",
+    "processors.settings:WorkerSettings",
+    "processors.webhooks.settings:WebhookSettings",
+)
 # Read by docker-compose itself (interpolation), never by a process; harmless when exported.
 NOT_PROCESS_SETTINGS = frozenset({"MEDVOICE_SECRETS_DIR", "MEDVOICE_IMAGE"})
 DELIMITER = "__"

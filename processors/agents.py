@@ -553,6 +553,7 @@ class TaskProcessor:
             replay=d.replay,
             error=error,
             transcript=transcript,
+            callback_url=d.sub.callback_url,  # the submission's own: processors.webhooks
         )
         headers = cloudevents.headers(change, cloudevents.WORKER_SOURCE)
         await self._send("status", d.key.encode(), change.to_bytes(), headers)

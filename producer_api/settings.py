@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field, FilePath, SecretStr, model_validator
 
 from medvoice_common.env_check import StrictEnvSettings
 from medvoice_common.settings import ENV_CONFIG, CommonSettings
+from medvoice_common.webhook_settings import WebhookOptions
 
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 PUBLIC_KEY_ALGORITHMS = frozenset(
@@ -137,3 +138,4 @@ class ApiSettings(CommonSettings, StrictEnvSettings):
     api: ApiOptions = Field(default_factory=ApiOptions)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    webhooks: WebhookOptions = Field(default_factory=WebhookOptions)  # callback_url checks

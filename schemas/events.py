@@ -15,6 +15,10 @@ from schemas.status import TaskStatus
 
 SCHEMA_VERSION = 1
 MAX_INLINE_TEXT_CHARS = 200_000  # keeps TranscriptReady far below Kafka's 1 MB default
+CALLBACK_URL_DESCRIPTION = (
+    "the submission's webhook URL, checked by the API; the final status is POSTed to it. "
+    "May carry a secret in its query: never logged, never in metric labels"
+)
 
 
 def _now() -> datetime:
@@ -46,6 +50,7 @@ class AudioSubmitted(EventBase):
     object_key: str
     file_name: str | None = Field(default=None, description="patient data: never logged")
     submitted_at: AwareDatetime = Field(default_factory=_now)
+    callback_url: str | None = Field(default=None, description=CALLBACK_URL_DESCRIPTION)
 
 
 class TranscriptSummary(BaseModel):
@@ -97,3 +102,4 @@ class TaskStatusChanged(EventBase):
     )
     error: ErrorInfo | None = None
     transcript: TranscriptSummary | None = None
+    callback_url: str | None = Field(default=None, description=CALLBACK_URL_DESCRIPTION)

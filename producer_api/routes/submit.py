@@ -16,6 +16,7 @@ from fastapi import APIRouter, Header, HTTPException, Query, status
 
 from medvoice_common import tracing
 from medvoice_common.s3_probe import S3ProbeError
+from medvoice_common.webhook_url import MAX_URL_LENGTH, CallbackRefused, check_callback
 from producer_api import metrics
 from producer_api.deps import (
     ActingUserId,
@@ -28,6 +29,7 @@ from producer_api.deps import (
 from producer_api.idempotency import MAX_KEY_LENGTH, Claim, IdempotencyStore, request_fingerprint
 from producer_api.models import AUTH_RESPONSES, FILE_NAME_PATTERN, SubmitPublic
 from producer_api.publisher import DispatchError, Publisher
+from producer_api.settings import ApiSettings
 from producer_api.status_view import StatusView
 from producer_api.storage import Storage
 from schemas.events import AudioSubmitted
@@ -57,7 +59,10 @@ KEY_REUSED = "This Idempotency-Key was used for a different request."
         **AUTH_RESPONSES,
         404: {"description": "No such recording (or none uploaded yet)"},
         409: {"description": "A request with this Idempotency-Key is in progress (Retry-After)"},
-        422: {"description": "Invalid parameters, or an Idempotency-Key used for another request"},
+        422: {
+            "description": "Invalid parameters, a refused callback_url, or an Idempotency-Key "
+            "used for another request"
+        },
         503: {"description": "Storage unavailable"},
         500: {"description": "Kafka did not confirm the task; retry (same Idempotency-Key)"},
     },
@@ -79,12 +84,22 @@ async def process_audio_v2(
             description="the recording's name on the device (no control characters)",
         ),
     ] = None,
+    callback_url: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_URL_LENGTH,
+            description="an https URL on an allowed host: the final status is POSTed to it, "
+            "signed (Standard Webhooks)",
+        ),
+    ] = None,
     traceparent: Annotated[str | None, Header(include_in_schema=False)] = None,
     idempotency_key: Annotated[
         str | None, Header(max_length=MAX_KEY_LENGTH, pattern=r"^[\x21-\x7e]+$")
     ] = None,
 ) -> SubmitPublic:
     """Queue an uploaded recording for transcription; without file_id, the latest upload."""
+    if callback_url is not None:
+        await _check_callback(callback_url, settings)
     found_id, extension, key = await _recording(storage, user_id, file_id, file_extension)
     event = AudioSubmitted(
         task_id=uuid.uuid4(),
@@ -93,6 +108,7 @@ async def process_audio_v2(
         file_extension=extension,
         object_key=key,
         file_name=file_name,
+        callback_url=callback_url,
     )
     # Every event carries a valid trace context: the caller's, or a fresh one.
     headers = [(tracing.TRACEPARENT, tracing.event_traceparent(traceparent).encode())]
@@ -108,6 +124,15 @@ async def process_audio_v2(
         headers,
         settings.api.status_view_sync_timeout_s,
     )
+
+
+async def _check_callback(url: str, settings: ApiSettings) -> None:
+    """422 with the reason unless ``url`` may be called back (see medvoice_common.webhook_url)."""
+    hooks = settings.webhooks
+    try:
+        await check_callback(url, hooks.hosts, hooks.allow_private)
+    except CallbackRefused as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
 
 
 async def _recording(
