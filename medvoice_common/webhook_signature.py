@@ -33,19 +33,27 @@ class WebhookVerificationError(ValueError):
     """A delivery whose headers or signature do not check out."""
 
 
-def secret_bytes(secret: str) -> bytes:
+def decode_secret(secret: str) -> bytes:
     """The HMAC key of ``secret``: ``whsec_<base64>`` decoded, otherwise its UTF-8 bytes.
+
+    Raises:
+        ValueError: the ``whsec_`` form is not base64.
+    """
+    if not secret.startswith(SECRET_PREFIX):
+        return secret.encode()
+    try:
+        return base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+    except binascii.Error as exc:
+        raise ValueError("a whsec_ secret must be base64 after the prefix") from exc
+
+
+def secret_bytes(secret: str) -> bytes:
+    """The HMAC key of ``secret`` as this deployment signs with it (at least 32 bytes).
 
     Raises:
         ValueError: the key is shorter than 32 bytes, or the ``whsec_`` form is not base64.
     """
-    if secret.startswith(SECRET_PREFIX):
-        try:
-            key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
-        except binascii.Error as exc:
-            raise ValueError("a whsec_ secret must be base64 after the prefix") from exc
-    else:
-        key = secret.encode()
+    key = decode_secret(secret)
     if len(key) < MIN_SECRET_BYTES:
         raise ValueError(f"a webhook secret must be at least {MIN_SECRET_BYTES} bytes")
     return key
@@ -99,7 +107,7 @@ def verify(
     current = time.time() if now is None else now
     if abs(current - ts) > tolerance_s:
         raise WebhookVerificationError("webhook-timestamp is too old or in the future")
-    expected = signature(secret_bytes(secret), msg_id, ts, body).encode()
+    expected = signature(decode_secret(secret), msg_id, ts, body).encode()
     for candidate in given.split():
         if candidate.startswith("v1,") and hmac.compare_digest(candidate.encode(), expected):
             return

@@ -72,8 +72,8 @@ def refused_address(address: str) -> str | None:
         ("loopback", ip.is_loopback),
         ("link-local", ip.is_link_local),
         ("multicast", ip.is_multicast),
-        ("private", ip.is_private),
         ("reserved", ip.is_reserved or ip.is_unspecified),
+        ("private", ip.is_private),
     ):
         if flag:
             return kind

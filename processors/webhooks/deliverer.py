@@ -30,7 +30,7 @@ from medvoice_common.webhook_signature import secret_bytes, sign
 from medvoice_common.webhook_url import CallbackRefused, parse_callback
 from processors.webhooks import metrics
 from processors.webhooks.backoff import next_wait_s
-from processors.webhooks.payload import FINAL, payload
+from processors.webhooks.payload import payload
 from processors.webhooks.sender import Sender
 from schemas.events import TaskStatusChanged
 
@@ -48,7 +48,7 @@ class Target:
 
 def targets(change: TaskStatusChanged, options: WebhookOptions) -> list[Target]:
     """Where a status goes: the deployment URL, and the task's own callback if allowed."""
-    if change.status not in FINAL:
+    if not change.status.is_final:
         return []
     found = [Target("deployment", options.url)] if options.url else []
     if change.callback_url:

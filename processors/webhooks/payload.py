@@ -15,8 +15,6 @@ from pydantic import BaseModel
 from schemas.events import ErrorInfo, TaskStatusChanged, TranscriptSummary
 from schemas.status import TaskStatus
 
-FINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED})
-
 
 class TaskData(BaseModel):
     """The task as ``GET /tasks/{task_id}`` shows it, without the transcript's text."""
