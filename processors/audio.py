@@ -1,6 +1,16 @@
-"""Decoding a recording of a supported container to 16 kHz mono float32 PCM with PyAV."""
+"""Decoding a recording of a supported container to 16 kHz mono float32 PCM with PyAV.
+
+The samples are exactly those faster-whisper's own ``faster_whisper.audio.decode_audio``
+gives for the same bytes: FFmpeg resamples to 16 kHz mono **signed 16-bit** (its resampler
+rounds there), the resampler is flushed at the end, and each sample becomes
+``float32(s16) / 32768``. Converting to float directly (``flt``) differs by up to one s16
+step (1.5e-5), and whisper's beam search is sensitive enough that such differences drop
+words; so the pipeline hears what the engine hears. The difference from that function is
+how: one stream read with only the declared demuxer, into one preallocated buffer.
+"""
 
 import io
+import itertools
 from typing import Any, NamedTuple
 
 import av
@@ -13,6 +23,8 @@ from schemas.ids import AudioExtension
 
 SAMPLE_RATE = 16_000  # what both ASR backends are given
 MIN_SAMPLES = SAMPLE_RATE // 10  # under 0.1 s there is nothing to transcribe
+RESAMPLE_FORMAT = "s16"  # what faster-whisper's decode_audio resamples to ...
+S16_FULL_SCALE = 32768.0  # ... and divides by (exact: a power of two)
 
 
 class Pcm(NamedTuple):
@@ -49,14 +61,11 @@ def decode(data: bytes, extension: AudioExtension, *, max_duration_s: float | No
         with open_audio(io.BytesIO(data), extension) as container:
             stream = _audio_stream(container)
             pcm = PcmBuffer(_expected_samples(container), max_samples)
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
-            for frame in container.decode(stream):
+            resampler = av.AudioResampler(format=RESAMPLE_FORMAT, layout="mono", rate=SAMPLE_RATE)
+            for frame in itertools.chain(container.decode(stream), [None]):  # None: flush
                 for out in resampler.resample(frame):
-                    if not pcm.append(out.to_ndarray().reshape(-1)):
+                    if not pcm.append(out.to_ndarray().reshape(-1), divisor=S16_FULL_SCALE):
                         _too_long(max_duration_s)
-            for out in resampler.resample(None):
-                if not pcm.append(out.to_ndarray().reshape(-1)):
-                    _too_long(max_duration_s)
     except TaskError:
         raise
     except (av.FFmpegError, ValueError, IndexError) as exc:
@@ -90,8 +99,12 @@ class PcmBuffer:
         """Samples the buffer holds without growing."""
         return len(self._data)
 
-    def append(self, samples: npt.NDArray[Any]) -> bool:
-        """Copy ``samples`` in; False (nothing copied) when they would pass the limit."""
+    def append(self, samples: npt.NDArray[Any], *, divisor: float = 1.0) -> bool:
+        """Copy ``samples`` in as float32, each divided by ``divisor`` (in place: no
+        temporary array); False (nothing copied) when they would pass the limit.
+
+        ``float32(x) / divisor`` is what ``x.astype(np.float32) / divisor`` gives.
+        """
         end = self.size + len(samples)
         if self.limit is not None and end > self.limit:
             return False
@@ -100,7 +113,10 @@ class PcmBuffer:
             bigger = np.empty(grown if self.limit is None else min(grown, self.limit), np.float32)
             bigger[: self.size] = self._data[: self.size]
             self._data = bigger
-        self._data[self.size : end] = samples
+        written = self._data[self.size : end]
+        written[:] = samples
+        if divisor != 1.0:
+            written /= np.float32(divisor)
         self.size = end
         return True
 
