@@ -1,7 +1,8 @@
 """The ``medvoice`` console script and the Python client against the real API and worker.
 
-The venv's console script runs as a subprocess: upload -> submit -> wait (SSE, or polling
-while the API has no events endpoint) -> SRT written and parsed; its exit codes for a
+The venv's console script runs as a subprocess: upload -> submit -> wait (over the API's
+server-sent events: the API's stream metrics count the stream that carried the final status,
+and no poll of GET /tasks/{id} happened) -> SRT written and parsed; its exit codes for a
 missing file (2), an unreachable API (3) and a recording the API refuses (1, with the
 reason). The async client uploads with a presigned PUT and reads the JSON document. The
 operators' ``dlq list`` shows a poison record's ids and code, never its file name.
@@ -15,10 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jiwer
 import pytest
 import srt
 from aiokafka import AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from medvoice_client import AsyncClient, TaskStatus
 from schemas.transcript import TranscriptDocument
@@ -97,12 +100,34 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def api_samples(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The API's metrics now: (name, sorted labels) -> value."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+STREAMED_TO_THE_END = ("medvoice_sse_streams_ended_total", (("end", "final"),))
+POLLS = (
+    "medvoice_http_requests_total",
+    (("method", "GET"), ("route", "/tasks/{task_id}"), ("status_class", "2xx")),
+)
+
+
 def test_transcribe_waits_and_writes_parseable_srt(
     stack: Stack, clip: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
+    before = api_samples(stack.url)
     done = stack.medvoice("transcribe", str(clip), "--wait", "--format", "srt", "--out", str(out))
     assert done.returncode == 0, done.stderr
+    after = api_samples(stack.url)
+    # The wait rode the events stream to the final status, without polling.
+    assert after[STREAMED_TO_THE_END] == before[STREAMED_TO_THE_END] + 1
+    assert after.get(POLLS, 0.0) == before.get(POLLS, 0.0)
     task_id, status, written, recording = done.stdout.strip().split("\t")
     assert (status, written, recording) == ("completed", str(out / "visit.srt"), str(clip))
     subtitles = list(srt.parse((out / "visit.srt").read_text(encoding="utf-8")))
