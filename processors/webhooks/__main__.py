@@ -8,10 +8,11 @@ import sys
 
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer
+from tenacity import AsyncRetrying, before_sleep_log, stop_after_delay, wait_exponential
 
 from medvoice_common.kafka import aiokafka_security_kwargs
 from medvoice_common.logs import configure
-from medvoice_common.startup import wait_for_kafka
+from medvoice_common.startup import STARTUP_WAIT_S
 from processors.webhooks import metrics
 from processors.webhooks.deliverer import Deliverer
 from processors.webhooks.sender import Sender
@@ -24,20 +25,11 @@ log = logging.getLogger("processors.webhooks")
 async def serve(settings: WebhookSettings) -> None:
     """Run the deliverer and its web routes until SIGTERM or SIGINT."""
     options = settings.webhooks
-    await wait_for_kafka(settings)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka.bootstrap,
-        group_id=settings.group_id,
-        enable_auto_commit=False,
-        auto_offset_reset="latest",  # a new group: from now on, not every task ever finished
-        client_id=settings.group_id,
-        **aiokafka_security_kwargs(settings.kafka.security),
-    )
     sender = Sender(options)
     await sender.start()
+    consumer = await _started_consumer(settings)
     deliverer = Deliverer(options, consumer, sender)
     deliverer.subscribe(settings.topics.status)
-    await consumer.start()
     metrics.initialise()
     loop_task = asyncio.create_task(deliverer.run())
     runner = web.AppRunner(make_app(deliverer, loop_task), access_log=None)
@@ -65,6 +57,32 @@ async def serve(settings: WebhookSettings) -> None:
     await runner.cleanup()
     if not stopped.done():
         raise RuntimeError("the delivery loop stopped")
+
+
+async def _started_consumer(settings: WebhookSettings) -> AIOKafkaConsumer:
+    """A connected consumer, once Kafka answers (bounded wait). It needs no topic admin
+    rights: until task.status exists it is just not assigned (not ready)."""
+    async for attempt in AsyncRetrying(
+        stop=stop_after_delay(STARTUP_WAIT_S),
+        wait=wait_exponential(multiplier=0.5, max=10),
+        before_sleep=before_sleep_log(log, logging.WARNING),
+        reraise=True,
+    ):
+        with attempt:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=settings.kafka.bootstrap,
+                group_id=settings.group_id,
+                enable_auto_commit=False,
+                auto_offset_reset="latest",  # a new group: from now on, not every old task
+                client_id=settings.group_id,
+                **aiokafka_security_kwargs(settings.kafka.security),
+            )
+            try:
+                await consumer.start()
+            except BaseException:
+                await consumer.stop()
+                raise
+    return consumer
 
 
 def main() -> int:
