@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from medvoice_common.env_check import env_names, known_names
 from processors.settings import WorkerSettings
+from processors.webhooks.settings import WebhookSettings
 from producer_api.settings import ApiSettings
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -30,11 +31,17 @@ PLACEHOLDER_SECRET = "placeholder-secret-of-at-least-32-bytes!"
 
 API_NAMES = frozenset(env_names(ApiSettings))
 WORKER_NAMES = frozenset(env_names(WorkerSettings))
-PROCESS_SETTINGS: dict[str, type[BaseModel]] = {"api": ApiSettings, "worker": WorkerSettings}
+WEBHOOK_NAMES = frozenset(env_names(WebhookSettings))
+PROCESS_SETTINGS: dict[str, type[BaseModel]] = {
+    "api": ApiSettings,
+    "worker": WorkerSettings,
+    "webhooks": WebhookSettings,
+}
 
 
 def unknown_names(names: set[str], process: str) -> set[str]:
-    """The MEDVOICE_* names in ``names`` that ``process`` (api, worker or both) does not read.
+    """The MEDVOICE_* names in ``names`` that ``process`` (api, worker, webhooks, or both: any
+    of the three) does not read.
 
     Stricter than the processes' own start-up check (medvoice_common.env_check), which accepts
     any name some MedVoice process reads: here a worker-only name given to the API is an error.
@@ -43,7 +50,8 @@ def unknown_names(names: set[str], process: str) -> set[str]:
     allowed = {
         "api": API_NAMES,
         "worker": WORKER_NAMES,
-        "both": API_NAMES | WORKER_NAMES,
+        "webhooks": WEBHOOK_NAMES,
+        "both": API_NAMES | WORKER_NAMES | WEBHOOK_NAMES,
         "any": known_names(),  # compose's own MEDVOICE_SECRETS_DIR, MEDVOICE_IMAGE too
     }
     return names - allowed[process]

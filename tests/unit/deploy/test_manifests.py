@@ -29,6 +29,7 @@ from deploy_support import (
 
 from medvoice_common.kafka import topic_specs
 from processors.settings import WorkerSettings
+from processors.webhooks.settings import WebhookSettings
 from producer_api.settings import ApiSettings
 
 # --- YAML -------------------------------------------------------------------------------------
@@ -110,13 +111,24 @@ def service_env(service: dict[str, Any]) -> dict[str, str]:
 
 def test_compose_services(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    expected = {"kafka", "minio", "minio-init", "api", "worker", "prometheus", "grafana", "riva"}
+    expected = {
+        "kafka",
+        "minio",
+        "minio-init",
+        "api",
+        "worker",
+        "webhooks",
+        "prometheus",
+        "grafana",
+    }
+    expected.add("riva")
     assert expected <= set(services)
     assert services["kafka"]["image"].startswith("apache/kafka:4.")
     kafka_env = services["kafka"]["environment"]
     assert kafka_env["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft, no ZooKeeper
     assert services["api"]["command"] == ["python", "-m", "producer_api"]
     assert services["worker"]["command"] == ["python", "-m", "processors"]
+    assert services["webhooks"]["command"] == ["python", "-m", "processors.webhooks"]
     assert services["worker"]["deploy"]["replicas"] >= 2
     assert services["riva"]["profiles"] == ["riva"]
     (gpu,) = services["riva"]["deploy"]["resources"]["reservations"]["devices"]
@@ -145,7 +157,7 @@ def test_compose_never_disables_auth(compose: dict[str, Any]) -> None:
         assert read_env_file(path).get("MEDVOICE_AUTH__MODE", "jwt") == "jwt", path
 
 
-@pytest.mark.parametrize("service", ["api", "worker"])
+@pytest.mark.parametrize("service", ["api", "worker", "webhooks"])
 def test_compose_env_names_are_settings(compose: dict[str, Any], service: str) -> None:
     env = service_env(compose["services"][service])
     assert not unknown_names(set(env), service)
@@ -162,6 +174,13 @@ def test_compose_settings_validate(
     assert api.api.host == ALL_INTERFACES
     assert api.auth.mode == "jwt"
     assert api.auth.hs256_secret is not None  # its one key source (deploy/compose/dev-secrets)
+    hooks = build_settings(
+        WebhookSettings, service_env(compose["services"]["webhooks"]), monkeypatch
+    )
+    assert hooks.webhooks.web_host == ALL_INTERFACES
+    assert hooks.webhooks.secret is not None  # deploy/compose/dev-secrets/webhooks.env
+    assert hooks.webhooks.url is None  # unset: no per-deployment URL
+    assert hooks.kafka.bootstrap == worker.kafka.bootstrap
 
 
 def seconds(value: str) -> float:
@@ -217,7 +236,7 @@ def test_prometheus_config() -> None:
         if job.get("metrics_path", "/metrics") == "/metrics"
         for sd in job.get("dns_sd_configs", [])
     }
-    assert {("api", 8000), ("worker", 6066)} <= targets
+    assert {("api", 8000), ("worker", 6066), ("webhooks", 6067)} <= targets
 
 
 def test_grafana_provisioning() -> None:

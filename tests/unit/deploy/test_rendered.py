@@ -41,6 +41,7 @@ from pydantic import ValidationError
 
 from medvoice_common.kafka import topic_specs
 from processors.settings import WorkerSettings
+from processors.webhooks.settings import WebhookSettings
 from producer_api.settings import ApiOptions, ApiSettings
 
 RIVA = K8S / "components" / "riva"
@@ -460,10 +461,14 @@ def containers(rendered: Rendered) -> dict[str, tuple[dict[str, Any], dict[str, 
         for container in pod["containers"]:
             command = container.get("command", [])
             if command[:2] == ["python", "-m"]:
-                process = {"producer_api": "api", "processors": "worker"}[command[2]]
+                process = {
+                    "producer_api": "api",
+                    "processors": "worker",
+                    "processors.webhooks": "webhooks",
+                }[command[2]]
                 assert process not in found, f"two {process} workloads"
                 found[process] = (pod, container)
-    assert set(found) == {"api", "worker"}
+    assert set(found) == {"api", "worker", "webhooks"}
     return found
 
 
@@ -528,10 +533,15 @@ def test_instructions_give_settings_the_processes_accept(
                 assert built.auth.mode == "jwt"
                 assert built.api.host == ALL_INTERFACES
                 assert pod["terminationGracePeriodSeconds"] > built.api.shutdown_grace_s
-            else:
+            elif process == "worker":
                 assert built.worker.web_host == ALL_INTERFACES
                 assert built.worker.store.startswith("rocksdb://")
                 assert pod["terminationGracePeriodSeconds"] > built.worker.shutdown_grace_s
+            else:
+                assert built.webhooks.web_host == ALL_INTERFACES
+                assert built.webhooks.secret is not None  # it refuses to start without one
+                (port,) = container["ports"]
+                assert port["containerPort"] == built.webhooks.web_port
 
 
 @pytest.mark.parametrize("rendered", ["production", "production+riva"], indirect=True)
@@ -575,7 +585,8 @@ def test_workloads(rendered: Rendered) -> None:
     for pod, container in found.values():
         check_workload(rendered, pod, container)
     # One ServiceAccount per process, so each may get its own cloud identity (IRSA).
-    assert found["api"][0]["serviceAccountName"] != found["worker"][0]["serviceAccountName"]
+    accounts = [pod["serviceAccountName"] for pod, _ in found.values()]
+    assert len(set(accounts)) == len(accounts) == 3
     worker = rendered.one("StatefulSet", "medvoice-worker")
     (claim,) = worker["spec"]["volumeClaimTemplates"]
     config = medvoice_config(rendered)
@@ -660,15 +671,23 @@ def process_settings(
     return api, worker
 
 
+def webhook_settings(rendered: Rendered, monkeypatch: pytest.MonkeyPatch) -> WebhookSettings:
+    secrets = cluster_secrets(rendered, all_instructions(rendered))
+    env = container_env(rendered, containers(rendered)["webhooks"][1], secrets)
+    built: WebhookSettings = build_settings(WebhookSettings, env, monkeypatch)
+    return built
+
+
 def test_kafka_cluster(rendered: Rendered, monkeypatch: pytest.MonkeyPatch) -> None:
     api, worker = process_settings(rendered, monkeypatch)
+    hooks = webhook_settings(rendered, monkeypatch)
     (kafka,) = rendered.of("Kafka")
     assert kafka["spec"]["kafka"]["version"].startswith("4.1.")  # needs Strimzi >= 0.48
     (listener,) = kafka["spec"]["kafka"]["listeners"]
     assert listener["tls"] is True
     assert listener["authentication"]["type"] == "scram-sha-512"
     bootstrap = f"{kafka['metadata']['name']}-kafka-bootstrap:{listener['port']}"
-    for settings in (api, worker):
+    for settings in (api, worker, hooks):
         assert settings.kafka.bootstrap == bootstrap
         assert settings.kafka.security.sasl_mechanism == "SCRAM-SHA-512"
     (pool,) = rendered.of("KafkaNodePool")
@@ -686,6 +705,7 @@ def test_kafka_cluster(rendered: Rendered, monkeypatch: pytest.MonkeyPatch) -> N
     for doc in (
         rendered.one("Deployment", "medvoice-api"),
         rendered.one("StatefulSet", "medvoice-worker"),
+        rendered.one("Deployment", "medvoice-webhooks"),
     ):
         labels = doc["spec"]["template"]["metadata"]["labels"]
         assert labels.get("medvoice.io/kafka-client") == "true", doc["metadata"]["name"]
@@ -722,8 +742,11 @@ def test_kafka_principals_least_privilege(
     rendered: Rendered, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One principal per process, each with exactly what its code does (see the table in
-    k8s/base/kafka/kafkauser.yaml): the API never reads the work queue or joins a group."""
+    k8s/base/kafka/kafkauser.yaml): the API never reads the work queue or joins a group;
+    the webhook deliverer only reads task.status in its own group."""
     api, worker = process_settings(rendered, monkeypatch)
+    hooks = webhook_settings(rendered, monkeypatch)
+    assert hooks.topics == worker.topics
     t, app = worker.topics, worker.faust_app_id
     assert api.topics == t
     expected = {
@@ -745,19 +768,23 @@ def test_kafka_principals_least_privilege(
             ("group", app, "prefix"): {"Read", "Describe"},
             ("cluster", None, None): {"IdempotentWrite"},
         },
+        hooks.kafka.security.sasl_username: {
+            ("topic", t.status, "literal"): {"Read", "Describe"},
+            ("group", hooks.group_id, "literal"): {"Read", "Describe"},
+        },
         keda_username(rendered): {
             ("topic", t.submitted, "literal"): {"Describe"},
             ("group", app, "literal"): {"Describe"},
         },
     }
     users = {u["metadata"]["name"]: u for u in rendered.of("KafkaUser")}
-    assert set(users) == set(expected), "one KafkaUser per process and one for KEDA"
+    assert set(users) == set(expected) and len(expected) == 4, "one per process, one for KEDA"
     for name, table in expected.items():
         assert acl_table(users[name]) == table, f"{rendered.case}: {name}"
         assert users[name]["spec"]["authentication"]["type"] == "scram-sha-512"
     # Each process logs in as its own user, with the password Strimzi wrote for that user.
     found = containers(rendered)
-    for process, settings in (("api", api), ("worker", worker)):
+    for process, settings in (("api", api), ("worker", worker), ("webhooks", hooks)):
         env = {e["name"]: e for e in found[process][1]["env"]}
         ref = env["MEDVOICE_KAFKA__SECURITY__SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]
         assert (ref["name"], ref["key"]) == (settings.kafka.security.sasl_username, "password")
@@ -822,9 +849,12 @@ def test_production(rendered: Rendered) -> None:
     assert config["MEDVOICE_AUTH__JWKS_URL"].startswith("https://")
     assert not rendered.of("Secret"), "production credentials are created out of band"
     for account in rendered.of("ServiceAccount"):
+        assert account["automountServiceAccountToken"] is False
+        if account["metadata"]["name"] == "medvoice-webhooks":  # uses no AWS service
+            assert "annotations" not in account["metadata"]
+            continue
         arn = account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
         assert re.fullmatch(r"arn:aws:iam::\d{12}:role/[\w+=,.@-]+", arn), arn
-        assert account["automountServiceAccountToken"] is False
     (ingress,) = rendered.of("Ingress")
     annotations = ingress["metadata"]["annotations"]
     assert annotations["cert-manager.io/cluster-issuer"]
