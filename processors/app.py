@@ -3,7 +3,6 @@
 from typing import Any, cast
 
 import faust
-from faust.types import FutureMessage
 
 from processors.agents import TaskProcessor
 from processors.faust_config import app_settings
@@ -12,40 +11,7 @@ from processors.lag import register_lag
 from processors.lifecycle import HardExit, Liveness
 from processors.offsets import OffsetGuard
 from processors.pipeline import PipelineContext
-
-STATUS_TABLE = "task_status"
-
-
-class StatusTable(faust.Table[str, Any]):
-    """The task-status table; a write can be awaited until its changelog record is acked.
-
-    ``producer.flush()`` is not enough: Faust's buffer hands a record to the producer in a
-    task of its own, and a flush in between sees neither (a SIGKILL test lost the count).
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        """Create the table (same arguments as ``faust.Table``)."""
-        super().__init__(*args, **kwargs)
-        self._writes: dict[Any, FutureMessage] = {}
-
-    def send_changelog(
-        self, partition: int | None, key: Any, value: Any, *args: Any, **kwargs: Any
-    ) -> FutureMessage:
-        """Send a modification to the changelog, remembering it per key."""
-        fut = super().send_changelog(partition, key, value, *args, **kwargs)
-        self._writes[key] = fut
-        fut.add_done_callback(lambda done: self._forget(key, done))
-        return fut
-
-    def _forget(self, key: Any, done: Any) -> None:
-        if self._writes.get(key) is done:  # acknowledged: nothing left to wait for
-            del self._writes[key]
-
-    async def written(self, key: str) -> None:
-        """Wait until the last write of ``key`` is on the broker (acks=all)."""
-        fut = self._writes.get(key)
-        if fut is not None:
-            await fut
+from processors.status_table import STATUS_TABLE, StatusTable, check_store
 
 
 class WorkerApp(faust.App):
@@ -105,6 +71,7 @@ def create_app(ctx: PipelineContext) -> tuple[faust.App, TaskProcessor]:
         help="Task status by task_id.",
     )
     app.tables.add(table)
+    check_store(table)
     offsets = OffsetGuard(app, (topics.submitted, topics.retry))
     offsets.install()
     liveness = Liveness()
