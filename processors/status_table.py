@@ -88,8 +88,9 @@ class StatusTable(faust.Table[str, Any]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         """Create the table (same arguments as ``faust.Table``; entries use EntryCodec)."""
-        kwargs.setdefault("value_serializer", ENTRY_CODEC)
         super().__init__(*args, **kwargs)
+        # Before the store and the changelog topic exist (both are made on first use).
+        self.value_serializer = ENTRY_CODEC
         self._writes: dict[Any, FutureMessage] = {}
 
     def send_changelog(
