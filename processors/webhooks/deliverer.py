@@ -3,7 +3,8 @@
 - Its own consumer group (``MEDVOICE_WEBHOOKS__GROUP_ID``); a new group starts at the end of
   the topic (the compacted topic holds every task's last status: no flood of old ones).
 - Up to ``MAX_IN_FLIGHT`` statuses are delivered at once; the next record is read only when
-  a slot is free. A delivery retries with backoff (:mod:`processors.webhooks.backoff`) for up
+  a slot is free (meanwhile the consumer polls with its partitions paused, so the group keeps
+  it). A delivery retries with backoff (:mod:`processors.webhooks.backoff`) for up
   to ``MAX_RETRY_S``, then is given up.
 - Offsets are committed once every record before them is delivered or given up (per
   partition, the first unfinished offset): at-least-once. A receiver dedupes by
@@ -36,6 +37,7 @@ from schemas.events import TaskStatusChanged
 
 log = logging.getLogger(__name__)
 COMMIT_INTERVAL_S = 1.0
+IDLE_POLL_MS = 1000  # while every slot is taken: a poll of paused partitions this often
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,7 @@ class Deliverer:
         committer = asyncio.create_task(self._commit_periodically())
         try:
             while True:
-                await self._slots.acquire()
+                await self._take_slot()
                 try:
                     record = await self.consumer.getone()
                 except BaseException:
@@ -115,6 +117,20 @@ class Deliverer:
         finally:
             committer.cancel()
             await self._stop_all()
+
+    async def _take_slot(self) -> None:
+        """Take a delivery slot. While none is free, keep polling with every partition paused:
+        a consumer that does not poll for ``max_poll_interval_ms`` (5 min) is taken for stuck
+        and leaves the group, which would cancel the deliveries holding the slots."""
+        while self._slots.locked():
+            self.consumer.pause(*self.consumer.assignment())
+            got = await self.consumer.getmany(timeout_ms=IDLE_POLL_MS)
+            for tp, records in got.items():  # assigned meanwhile, not paused: read it later
+                self.consumer.seek(tp, records[0].offset)
+        paused = self.consumer.paused()
+        if paused:
+            self.consumer.resume(*paused)
+        await self._slots.acquire()
 
     def _take(self, record: ConsumerRecord[bytes, bytes]) -> None:
         tp = TopicPartition(record.topic, record.partition)

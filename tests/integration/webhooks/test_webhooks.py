@@ -37,13 +37,13 @@ class Stack:
     processes: list[ManagedProcess]
 
 
-def start_deliverer(cfg: StackConfig) -> tuple[ManagedProcess, str]:
+def start_deliverer(cfg: StackConfig, **env: str) -> tuple[ManagedProcess, str]:
     """``python -m processors.webhooks``, ready once it holds task.status's partitions."""
     port = free_port()
     proc = ManagedProcess(
         f"webhooks-{port}",
         python_module("processors.webhooks"),
-        cfg.env(MEDVOICE_WEBHOOKS__WEB_PORT=str(port)),
+        cfg.env(MEDVOICE_WEBHOOKS__WEB_PORT=str(port), **env),
         cfg.log_dir,
     )
     url = f"http://127.0.0.1:{port}"
@@ -210,3 +210,32 @@ def test_a_private_address_is_refused_at_submission(stack: Stack) -> None:
     assert resp.status_code == 422
     assert "resolves to a loopback address" in resp.json()["detail"]
     assert stack.receiver.of("hooks/private") == []
+
+
+def test_a_delivery_still_being_retried_survives_a_crash_of_the_deliverer(
+    stack: Stack, submitted: dict[str, str]
+) -> None:
+    """Offsets are committed only once a delivery is done or given up: after a SIGKILL the
+    next deliverer delivers it, with the same webhook-id. Runs last: it replaces the
+    module's deliverer (with one delivery slot, so it also waits on a full slot)."""
+    receiver = stack.receiver
+    receiver.fail_first["hooks/crash"] = 1_000_000
+    with stack.cfg.client(stack.api, USER_A, admin=False) as a:
+        resp = a.post(
+            f"/process_audio_v2/{USER_A}",
+            params={"file_id": "rec-a", "callback_url": receiver.url("hooks/crash")},
+        )
+    assert resp.status_code == 200, resp.text
+    task_id = resp.json()["task_id"]
+    failed = receiver.wait_attempts("hooks/crash", 2, timeout_s=180)
+    stack.deliverer.kill()
+    receiver.fail_first["hooks/crash"] = len(receiver.of("hooks/crash")) + 2
+    proc, url = start_deliverer(stack.cfg, MEDVOICE_WEBHOOKS__MAX_IN_FLIGHT="1")
+    stack.processes.append(proc)
+    stack.deliverer, stack.deliverer_url = proc, url
+    (accepted,) = receiver.wait_accepted("hooks/crash", 1, timeout_s=180)
+    assert accepted.json()["data"]["task_id"] == task_id
+    assert accepted.headers["webhook-id"] == failed[0].headers["webhook-id"]
+    # The deployment URL may get it twice (delivered before the crash, then again): one id.
+    mine = [r for r in receiver.accepted("deployment") if r.json()["data"]["task_id"] == task_id]
+    assert mine and {r.headers["webhook-id"] for r in mine} == {accepted.headers["webhook-id"]}
