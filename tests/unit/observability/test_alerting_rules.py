@@ -5,6 +5,7 @@ from prometheus_client import REGISTRY
 
 import processors.lag
 import processors.metrics
+import processors.webhooks.metrics
 import producer_api.metrics
 from tests.fixtures.observability import (
     ALERTS,
@@ -18,7 +19,7 @@ from tests.fixtures.observability import (
 from tools import prometheusrule
 
 # Imported for their registrations in the default registry.
-EXPORTERS = (processors.metrics, processors.lag, producer_api.metrics)
+EXPORTERS = (processors.metrics, processors.lag, producer_api.metrics, processors.webhooks.metrics)
 EXPECTED_ALERTS = {
     "MedVoiceConsumerLagGrowing",
     "MedVoiceTaskFailureRatioHigh",
