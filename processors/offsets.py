@@ -11,7 +11,12 @@ its own account per partition of the work topics:
   partitions is replaced by it, so nothing unfinished is ever committed past;
 - the next offset it expects to be handed; a record beyond it means Faust skipped some, and
   the partition is sought back to re-read them (the ones read twice are duplicates, which
-  the pipeline recognises);
+  the pipeline recognises). The expected offset stays where it is until the skipped record
+  arrives, and every later record handed over before it seeks back again: Faust's fetch
+  loop sets its read position after each record of the batch it is iterating, so records
+  of that batch still on their way would otherwise overwrite the seek, Faust would drop
+  the re-read records as already read and, on a partition with nothing newer, nothing
+  would ever reveal the gap again (a SIGKILL run at 32 tasks in flight stalled so);
 - after each assignment, once Faust has sought its partitions, every guarded partition is
   sought to its committed offset again: a record at the committed position that Faust
   skips is otherwise only read again when a later record arrives, and a task cut short by
@@ -66,6 +71,7 @@ class _Partition:
         self.mark = base  # every offset below is finished: what may be committed
         self.expected = base  # the next offset the stream should hand over
         self.finished: set[int] = set()  # finished offsets above ``mark``
+        self.sought: int | None = None  # where a re-read was sought to, until it arrives
 
 
 class OffsetGuard:
@@ -137,19 +143,24 @@ class OffsetGuard:
         part = self._parts.get(tp)
         if part is None:
             part = self._parts[tp] = _Partition(await self._position(tp, offset))
-        if offset > part.expected:
+        if offset > part.expected and part.sought != part.expected:
             await self._skip_expired(tp, part)
         if offset > part.expected:
-            log.warning(
-                "records not delivered by the stream; reading them again",
-                extra={
-                    "topic": tp.topic,
-                    "partition": tp.partition,
-                    "from_offset": part.expected,
-                    "to_offset": offset,
-                },
-            )
+            if part.sought != part.expected:  # once per gap; the seeks after it are quiet
+                log.warning(
+                    "records not delivered by the stream; reading them again",
+                    extra={
+                        "topic": tp.topic,
+                        "partition": tp.partition,
+                        "from_offset": part.expected,
+                        "to_offset": offset,
+                    },
+                )
+            part.sought = part.expected
             await self.app.consumer.seek(tp, part.expected)
+            return  # ``expected`` stays until the skipped record is handed over
+        if offset == part.expected:
+            part.sought = None
         part.expected = max(part.expected, offset + 1)
 
     def finished(self, tp: TP, offset: int) -> None:

@@ -22,6 +22,9 @@ class WorkerOptions(BaseModel):
     # never run together). 1 suits CPU whisper; a GPU Riva server batches concurrent
     # requests, so e.g. 32 there.
     max_in_flight: int = Field(default=1, ge=1, le=1024)
+    # Longest a Kafka fetch waits on the broker for records (Faust's own is 1500 ms): an
+    # idle worker's latency to new work on a broker that does not answer a fetch early.
+    fetch_max_wait_ms: int = Field(default=100, ge=10, le=1500)
     session_timeout_s: float = 10.0  # a dead worker's partitions move after this
     heartbeat_s: float = 2.0
     max_audio_s: float = Field(default=3 * 3600, gt=0)  # longer recordings fail: audio_too_long

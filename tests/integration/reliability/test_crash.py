@@ -67,6 +67,7 @@ async def sigkill_run(
     """Two workers, 200 tasks, one worker SIGKILLed mid-run; returns the tasks in flight then."""
     cfg.partitions = 4
     put_audio(cfg, USER, "clip", "m4a", spoken_clip(SENTENCE, "m4a", tmp_path))
+    env = {**env, "PYTHONUNBUFFERED": "1"}  # every log line on disk before the SIGKILL
     victim, _ = start_worker(cfg, **env)
     survivor, _ = start_worker(cfg, **env)
     try:

@@ -90,6 +90,24 @@ async def test_a_record_skipped_at_the_committed_position_is_read_again() -> Non
     assert guard.commit_offset(WORK) == 21
 
 
+async def test_records_of_the_old_batch_after_a_gap_seek_back_again_until_it_is_read() -> None:
+    # What a SIGKILL run at 32 in flight caught: after the guard sought back to 20, Faust's
+    # fetch loop went on through the batch it held (31, 32, ...) and set its read position
+    # after each, over the seek; it then dropped 20..30 as already read and the partition
+    # stalled. The guard keeps expecting 20 and seeks again after each such record, so
+    # the last seek is always its own.
+    guard, consumer = guarded(committed=20)
+    for offset in (31, 32, 33):
+        await guard.started(WORK, offset)
+    assert consumer.seeks == [(WORK, 20)] * 3
+    for offset in range(20, 34):  # the re-read, then duplicates of 31..33
+        await guard.started(WORK, offset)
+    assert consumer.seeks == [(WORK, 20)] * 3, "no seek once the gap is read"
+    for offset in range(20, 34):
+        guard.finished(WORK, offset)
+    assert guard.commit_offset(WORK) == 34
+
+
 async def test_without_a_commit_the_partition_starts_at_its_earliest_record() -> None:
     guard, consumer = guarded(committed=None, earliest=0)
     await guard.started(WORK, 3)
