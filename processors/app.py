@@ -5,7 +5,7 @@ from typing import Any, cast
 import faust
 
 from processors.agents import TaskProcessor
-from processors.faust_config import app_settings
+from processors.faust_config import app_settings, install_fetch_wait
 from processors.health import Readiness, register_routes
 from processors.lag import register_lag
 from processors.lifecycle import HardExit, Liveness
@@ -74,6 +74,7 @@ def create_app(ctx: PipelineContext) -> tuple[faust.App, TaskProcessor]:
     check_store(table)
     offsets = OffsetGuard(app, (topics.submitted, topics.retry))
     offsets.install()
+    install_fetch_wait(app.consumer, settings.worker.fetch_max_wait_ms)
     liveness = Liveness()
     processor = TaskProcessor(
         ctx,

@@ -1,5 +1,8 @@
-"""Faust application settings derived from the worker's settings."""
+"""Faust application settings derived from the worker's settings, and the one consumer
+setting Faust does not expose (how long a fetch waits on the broker)."""
 
+import inspect
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -24,6 +27,48 @@ def broker_credentials(security: KafkaSecurity) -> CredentialsT | None:
     if ctx is not None:
         return faust.SSLCredentials(ctx)
     return None
+
+
+class IncompatibleConsumer(RuntimeError):
+    """Faust's or aiokafka's consumer lacks what :func:`install_fetch_wait` changes."""
+
+
+# Faust 0.15 creates the worker's aiokafka consumer in its consumer thread's private
+# ``_create_worker_consumer(transport)`` with ``fetch_max_wait_ms=1500`` hard-coded; aiokafka
+# keeps the value in ``_fetch_max_wait_ms`` until ``start()`` hands it to its fetcher.
+PRIVATE_FACTORY = "_create_worker_consumer"
+PRIVATE_WAIT = "_fetch_max_wait_ms"
+
+
+def install_fetch_wait(consumer: Any, fetch_max_wait_ms: int) -> None:
+    """Make the worker's Kafka consumer wait at most ``fetch_max_wait_ms`` per fetch.
+
+    A fetch returns as soon as a record is there on Apache Kafka, but a broker that holds
+    every fetch for its whole wait (the embedded dev broker) made an idle worker start a
+    submitted task up to Faust's 1.5 s late; a seek (the offset guard's re-read) also waits
+    for the fetch in flight. A shorter wait costs a few small requests a second when idle.
+
+    Raises:
+        IncompatibleConsumer: the private parts changed (checked at start-up); the consumer
+            itself checks aiokafka's attribute when it is created.
+    """
+    thread = getattr(consumer, "_thread", None)  # Faust's consumer thread (private)
+    factory = getattr(thread, PRIVATE_FACTORY, None)
+    if not callable(factory) or list(inspect.signature(factory).parameters) != ["transport"]:
+        raise IncompatibleConsumer(
+            f"Faust's consumer thread has no {PRIVATE_FACTORY}(transport): this Faust version "
+            "creates its consumer differently and the fetch wait cannot be set"
+        )
+    create: Callable[[Any], Any] = factory
+
+    def create_tuned(transport: Any) -> Any:
+        kafka_consumer = create(transport)
+        if not isinstance(getattr(kafka_consumer, PRIVATE_WAIT, None), int):
+            raise IncompatibleConsumer(f"aiokafka's consumer has no {PRIVATE_WAIT}")
+        setattr(kafka_consumer, PRIVATE_WAIT, fetch_max_wait_ms)
+        return kafka_consumer
+
+    setattr(thread, PRIVATE_FACTORY, create_tuned)
 
 
 def app_settings(settings: WorkerSettings) -> dict[str, Any]:

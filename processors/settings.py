@@ -30,7 +30,7 @@ class WorkerOptions(BaseModel):
     max_audio_s: float = Field(default=3 * 3600, gt=0)  # longer recordings fail: audio_too_long
     max_object_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
     max_attempts: int = Field(default=5, ge=1)  # for transient failures, then dead letter
-    retry_base_s: float = 1.0  # first backoff; doubles each attempt, with full jitter
+    retry_base_s: float = 1.0  # first backoff; doubles each attempt; the upper half jittered
     retry_max_s: float = 60.0
     # SIGTERM: the worker is gone within this (hard exit if the graceful stop hangs). On
     # SIGTERM and on a rebalance, in-flight work gets half of it to finish, then is cancelled.
@@ -60,7 +60,7 @@ class WhisperOptions(BaseModel):
     model: str = ""  # a CTranslate2 model path or name; empty: the bundled tiny.en
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     compute_type: str = ""  # empty: int8 on CPU, float16 on CUDA
-    cpu_threads: int = Field(default=0, ge=0)  # 0: one per core
+    cpu_threads: int = Field(default=0, ge=0)  # 0: CTranslate2 decides
     beam_size: int = Field(default=5, ge=1)
 
 

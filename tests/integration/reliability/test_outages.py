@@ -1,6 +1,11 @@
-"""Outages of S3 and of the Kafka broker, and SIGTERM of a worker mid-transcription."""
+"""Outages of S3 and of the Kafka broker, and SIGTERM of a worker mid-transcription.
+
+The outages run twice: with the default worker (whisper, one task at a time) and with 32
+tasks in flight against the Riva-protocol server's batching model.
+"""
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -9,6 +14,7 @@ import pytest
 from tests.fixtures.audio import spoken_clip
 from tests.fixtures.driver import StatusFollower, put_audio, submit_events, submitted
 from tests.fixtures.kafka_broker import KafkaBroker
+from tests.fixtures.riva_server import BatchModel, RivaTestServer
 from tests.fixtures.stack import StackConfig, is_final, start_api, start_worker, wait_for_status
 from tests.fixtures.tcp_proxy import TcpProxy
 
@@ -28,8 +34,22 @@ PUBLISH_TIMEOUT_S = 3.0
 RECOVERY_BOUND_S = 60.0  # after the broker is back, the API must accept work within this
 
 
+@pytest.fixture(params=["one-at-a-time", "32-in-flight"])
+def worker_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """Settings of the worker under test: the default, or 32 in flight against Riva."""
+    if request.param == "one-at-a-time":
+        yield {}
+        return
+    with RivaTestServer(batching=BatchModel()) as server:
+        yield {
+            "MEDVOICE_ASR__BACKEND": "riva",
+            "MEDVOICE_RIVA__URI": server.uri,
+            "MEDVOICE_WORKER__MAX_IN_FLIGHT": "32",
+        }
+
+
 async def test_s3_outage_longer_than_a_backoff_fails_nothing(
-    stack_config: StackConfig, tmp_path: Path
+    stack_config: StackConfig, tmp_path: Path, worker_env: dict[str, str]
 ) -> None:
     cfg = stack_config
     put_audio(cfg, USER, "clip", "m4a", spoken_clip(SENTENCE, "m4a", tmp_path))
@@ -42,6 +62,7 @@ async def test_s3_outage_longer_than_a_backoff_fails_nothing(
         MEDVOICE_WORKER__MAX_ATTEMPTS="8",
         MEDVOICE_S3__CONNECT_TIMEOUT_S="0.5",
         MEDVOICE_S3__MAX_ATTEMPTS="1",
+        **worker_env,
     )
     try:
         proxy.cut()
@@ -68,13 +89,15 @@ async def test_s3_outage_longer_than_a_backoff_fails_nothing(
         proxy.cut()
 
 
-async def test_broker_restart_mid_run(stack_config: StackConfig, tmp_path: Path) -> None:
+async def test_broker_restart_mid_run(
+    stack_config: StackConfig, tmp_path: Path, worker_env: dict[str, str]
+) -> None:
     cfg = stack_config
     broker = KafkaBroker(tmp_path / "kafka")
     broker.start()
     cfg.bootstrap = broker.bootstrap
     put_audio(cfg, USER, "clip", "m4a", spoken_clip(SENTENCE, "m4a", tmp_path))
-    worker, _ = start_worker(cfg)
+    worker, _ = start_worker(cfg, **worker_env)
     api, url = start_api(cfg, MEDVOICE_API__PUBLISH_TIMEOUT_S=str(PUBLISH_TIMEOUT_S))
     client = cfg.client(url)
 
