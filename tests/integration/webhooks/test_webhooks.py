@@ -7,17 +7,22 @@ each submission names its own callback path on the receiver.
 """
 
 import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 
+from schemas.events import ErrorInfo, TaskStatusChanged
+from schemas.status import TaskStatus
 from tests.fixtures.audio import spoken_clip
 from tests.fixtures.kafka_broker import KafkaBroker, free_port
 from tests.fixtures.processes import ManagedProcess, python_module
 from tests.fixtures.stack import StackConfig, start_api, start_worker
+from tests.fixtures.topic_reader import produce
 from tests.fixtures.webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.integration
@@ -210,6 +215,30 @@ def test_a_private_address_is_refused_at_submission(stack: Stack) -> None:
     assert resp.status_code == 422
     assert "resolves to a loopback address" in resp.json()["detail"]
     assert stack.receiver.of("hooks/private") == []
+
+
+async def test_tombstones_and_foreign_records_on_task_status_are_passed_over(stack: Stack) -> None:
+    """An erased task's tombstone and a record that is no status do not stop the deliverer:
+    the final status after them (same key, so the same partition, in order) is delivered."""
+    key = str(uuid.uuid4())
+    change = TaskStatusChanged(
+        task_id=uuid.UUID(key),
+        user_id=USER_A,
+        file_id="rec-x",
+        status=TaskStatus.FAILED,
+        submitted_at=datetime.now(UTC),
+        error=ErrorInfo(code="audio_undecodable", message="x"),
+        callback_url=stack.receiver.url("hooks/after"),
+    )
+    await produce(
+        stack.cfg.bootstrap,
+        stack.cfg.topic("task.status"),
+        [(key, None), (key, b"not a status"), (key, change.to_bytes())],  # type: ignore[list-item]
+    )
+    (accepted,) = stack.receiver.wait_accepted("hooks/after", 1, timeout_s=60)
+    assert accepted.json()["data"]["task_id"] == key
+    assert accepted.headers["webhook-id"] == str(change.event_id)
+    assert stack.deliverer.alive()
 
 
 def test_a_delivery_still_being_retried_survives_a_crash_of_the_deliverer(
