@@ -2,6 +2,7 @@
 directly in one process; worker memory; a py-spy profile of the worker under load."""
 
 import asyncio
+import itertools
 import json
 import subprocess
 import time
@@ -116,8 +117,40 @@ async def submit_and_wait(
             failed += 1
         done_at = datetime.fromisoformat(final["occurred_at"]).timestamp()
         last = max(last, done_at)
-        tasks[str(ev.task_id)] = {"e2e_s": done_at - ev.submitted_at.timestamp()}
+        tasks[str(ev.task_id)] = {
+            "e2e_s": done_at - ev.submitted_at.timestamp(),
+            "done_at": done_at,
+        }
     return {"wall_s": last - t0, "tasks": tasks, "failed": failed}
+
+
+def work_starts(log_path: Path) -> dict[str, dict[str, float]]:
+    """Per task id, when the worker started its work ("work started": after the delivery
+    count is on the broker): the log line's time, ``since_submit_s`` and ``checks_s``."""
+    out = {}
+    for line in log_path.read_text(errors="replace").splitlines():
+        if '"work started"' not in line:
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if rec.get("msg") == "work started":
+            out[rec["task_id"]] = {
+                "at": datetime.fromisoformat(rec["ts"]).timestamp(),
+                "since_submit_s": rec["since_submit_s"],
+                "checks_s": rec["checks_s"],
+            }
+    return out
+
+
+def queue_gaps(
+    tasks: dict[str, dict[str, float]], starts: dict[str, dict[str, float]]
+) -> list[float]:
+    """Between queued tasks: each task's start of work minus the previous task's completion
+    (one worker, one task in flight: tasks run one after another)."""
+    ordered = sorted((starts[t]["at"], t) for t in tasks if t in starts)
+    return [at - tasks[prev]["done_at"] for (_, prev), (at, _) in itertools.pairwise(ordered)]
 
 
 def worker_stages(log_path: Path) -> dict[str, dict[str, float]]:
@@ -208,7 +241,7 @@ def run(
     cfg = services.stack(partitions=2)
     upload(cfg, clips + latency_clips)
     ws = whisper_settings(cfg)
-    worker, _ = start_worker(cfg)
+    worker, _ = start_worker(cfg, PYTHONUNBUFFERED="1")  # log lines on disk as written
     services.started.append(worker)
     worker_idle = proc_status(worker.pid)
     backend = WhisperBackend(**ws)
@@ -220,7 +253,7 @@ def run(
         CHUNK_S,
     )
     asyncio.run(submit_and_wait(cfg, events_for(clips[:1])))
-    direct_runs, pipe_runs = [], []
+    direct_runs, pipe_runs, gaps = [], [], []
     for rep in range(reps):  # interleaved, so drifting machine load hits both sides alike
         d = direct(clips, backend)
         direct_runs.append(d)
@@ -229,6 +262,7 @@ def run(
         p["worker_cpu_s"] = cpu_seconds(worker.pid) - cpu0
         p["audio_s"] = d["audio_s"]
         p["audio_per_wall"] = d["audio_s"] / p["wall_s"]
+        gaps += queue_gaps(p["tasks"], work_starts(worker.log_path))
         pipe_runs.append(p)
         print(
             f"  pipeline rep {rep + 1}/{reps}: direct {d['wall_s']:.1f} s, "
@@ -239,6 +273,9 @@ def run(
     # Per-task overhead: one task at a time, end-to-end minus the worker's own ASR time.
     seq = asyncio.run(submit_and_wait(cfg, events_for(latency_clips), sequential=True))
     stages = worker_stages(worker.log_path)
+    starts = work_starts(worker.log_path)
+    to_start = [starts[t]["since_submit_s"] for t in seq["tasks"] if t in starts]
+    checks = [starts[t]["checks_s"] for t in seq["tasks"] if t in starts]
     overheads, stage_samples = [], {"download": [], "decode": [], "asr": [], "upload": []}
     for task_id, t in seq["tasks"].items():
         st = stages.get(task_id)
@@ -312,6 +349,15 @@ def run(
             "stage_p50_ms": {k: median(v) * 1000 for k, v in stage_samples.items()},
             "latency_clips": sorted({c.name for c in latency_clips}),
             "direct_asr_s": direct_asr,
+        },
+        "latency": {
+            "idle_tasks": len(to_start),
+            "to_start_p50_ms": median(to_start) * 1000,
+            "to_start_p99_ms": percentile(to_start, 99) * 1000,
+            "checks_p50_ms": median(checks) * 1000,
+            "gaps": len(gaps),
+            "gap_p50_ms": median(gaps) * 1000,
+            "gap_max_ms": max(gaps, default=0.0) * 1000,
         },
         "worker_memory": {"idle": worker_idle, "after_load": worker_load},
         "profile": prof,

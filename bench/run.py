@@ -50,18 +50,16 @@ def _params(quick: bool) -> dict[str, Any]:
         "scaling": True,
         "scaling_reps": 2,
         "whisper_tasks": 6,  # x the 30 s clip
-        "riva_tasks": 16,  # x the 30 s clip
-        "service_time_per_audio_s": 0.02,
         "status_levels": [100_000, 500_000, 2_000_000],  # finished tasks on task.status
         "status_seconds": 10,
     }
 
 
 def _scaling_notes(sc: dict[str, Any]) -> list[str]:
-    by = {(c["backend"], c["workers"]): c for c in sc["configs"]}
-    w1 = by.get(("whisper", 1))
-    w2 = by.get(("whisper", 2))
-    r1 = by.get(("riva (simulated service time)", 1))
+    by = {(c["backend"], c["workers"], c.get("in_flight", 1)): c for c in sc["configs"]}
+    w1 = by.get((scaling.BACKEND_WHISPER, 1, 1))
+    w2 = by.get((scaling.BACKEND_WHISPER, 2, 1))
+    r1 = by.get((scaling.BACKEND_RIVA, 1, 1))
     notes = []
     if w1:
         cpu = w1["worker_cpu_per_audio_s"]["median"]
@@ -86,18 +84,28 @@ def _scaling_notes(sc: dict[str, Any]) -> list[str]:
         )
     if r1:
         wc = r1["worker_cpu_per_audio_s"]["median"]
-        notes.append(
-            f"- **Remote backend**: the worker itself then costs {wc:.4f} CPU s per audio "
-            f"second (decode, gRPC, S3, Kafka), so one worker core could feed about "
-            f"{1 / wc:.0f} audio s/s; throughput is set by the ASR service: with one call in "
-            f"flight per worker it is workers / service time per audio s "
-            f"(= {1 / sc['service_time_per_audio_s']:.0f} audio s/s per worker here), so it "
-            f"scales with workers (one task in flight each, partitions ≥ workers) until the "
-            f"server saturates. A GPU changes which model applies: faster-whisper on CUDA "
-            f"(`MEDVOICE_WHISPER__DEVICE=cuda`) or Riva on a GPU take the ASR cost off these "
-            f"cores, leaving the worker's own cost above; the GPU's batch throughput is then "
-            f"the limit (not measured here: no GPU on this machine)."
+        fleet = {
+            w: c["audio_per_wall"]["median"]
+            for (b, w, f), c in by.items()
+            if b == scaling.BACKEND_RIVA and f == 1
+        }
+        gain = scaling.speedup(sc)
+        line = (
+            f"- **Remote backend**: one task at a time, a worker waits for each batch-of-one "
+            f"round trip and costs {wc:.4f} CPU s per audio second itself (decode, gRPC, S3, "
+            "Kafka); more workers at 1 in flight each scale it ("
+            + ", ".join(f"{w}: {v:.0f}" for w, v in sorted(fleet.items()))
+            + " audio s/s), one process and partition per request in flight."
         )
+        if gain:
+            line += (
+                f" One worker with {gain['in_flight']} tasks in flight "
+                f"(`MEDVOICE_WORKER__MAX_IN_FLIGHT`) reached {gain['ratio']:.1f}x its "
+                f"one-at-a-time throughput, at {gain['cpu_ratio']:.2f}x the worker CPU per "
+                "audio second: the server batches the concurrent requests; past that the "
+                "worker's own CPU (decode, S3, Kafka) on these shared cores is the limit."
+            )
+        notes.append(line)
     return notes
 
 
@@ -184,12 +192,7 @@ def main() -> int:
             print("3. scaling", flush=True)
             c30 = next(c for c in clips if 25 <= c.duration_s <= 40)
             results["scaling"] = scaling.run(
-                services,
-                [c30] * p["whisper_tasks"],
-                [c30] * p["riva_tasks"],
-                clips[:1],
-                p["scaling_reps"],
-                p["service_time_per_audio_s"],
+                services, [c30] * p["whisper_tasks"], c30, clips[:1], p["scaling_reps"]
             )
             results["scaling_notes"] = _scaling_notes(results["scaling"])
         if "status_scale" in args.only:

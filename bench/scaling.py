@@ -1,8 +1,10 @@
-"""Scaling: throughput with 1 and 2 worker processes, whisper on this machine's CPU and a
-remote (Riva-protocol) backend whose cost is a simulated service time; CPU per audio second."""
+"""Scaling: throughput by worker processes and by tasks in flight per worker, whisper on this
+machine's CPU and a remote Riva-protocol backend simulating a batching GPU server; CPU per
+audio second of the workers."""
 
 import asyncio
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +13,19 @@ from bench.common import Services, cpu_seconds, spread
 from bench.pipeline import events_for, submit_and_wait, upload
 from tests.fixtures.kafka_broker import free_port
 from tests.fixtures.processes import ManagedProcess, python_module
+from tests.fixtures.riva_server import BatchModel
 from tests.fixtures.stack import StackConfig, start_worker
 
-PARTITIONS = 2  # one per worker at 2 workers; events are spread round-robin over them
+PARTITIONS = 4  # one per worker at 4 workers; events are spread round-robin over them
+BACKEND_WHISPER = "whisper"
+BACKEND_RIVA = "riva (batching model)"
+# (workers, tasks in flight per worker) against the batching server
+RIVA_CONFIGS = ((1, 1), (1, 4), (1, 16), (1, 32), (1, 64), (2, 1), (4, 1))
+MIN_TASKS = 32  # per configuration; more where more are in flight, so the bound is reached
 
 
-def start_riva_sim(log_dir: Path, per_audio_s: float) -> tuple[ManagedProcess, str]:
-    """The Riva test server in simulated mode (sleeps per audio second, no CPU)."""
+def start_riva_batching(log_dir: Path, model: BatchModel) -> tuple[ManagedProcess, str]:
+    """The Riva test server simulating a batching GPU server (no CPU spent on ASR)."""
     port = free_port()
     proc = ManagedProcess(
         f"riva-{port}",
@@ -25,8 +33,15 @@ def start_riva_sim(log_dir: Path, per_audio_s: float) -> tuple[ManagedProcess, s
             "tests.fixtures.riva_server",
             "--port",
             str(port),
-            "--service-time-per-audio-s",
-            str(per_audio_s),
+            "--batching",
+            "--batch-fixed-s",
+            str(model.fixed_s),
+            "--batch-item-s",
+            str(model.per_item_s),
+            "--batch-window-s",
+            str(model.window_s),
+            "--max-batch",
+            str(model.max_batch),
         ),
         {},
         log_dir,
@@ -80,6 +95,7 @@ def _config(
         services.started.remove(proc)
     return {
         "workers": workers,
+        "in_flight": int(env.get("MEDVOICE_WORKER__MAX_IN_FLIGHT", "1")),
         "audio_s": audio,
         "tasks": len(clips),
         "audio_per_wall": spread([r["audio_per_wall"] for r in runs]),
@@ -91,36 +107,67 @@ def _config(
     }
 
 
+def _batches(log_text: str) -> list[int]:
+    """Batch sizes the server logged at exit (``batches served: ...``), if it did."""
+    for line in reversed(log_text.splitlines()):
+        if "batch sizes:" in line:
+            return [int(x) for x in line.rsplit(":", 1)[1].split()]
+    return []
+
+
 def run(
     services: Services,
     whisper_clips: list[Clip],
-    riva_clips: list[Clip],
+    riva_clip: Clip,
     warm: list[Clip],
     reps: int,
-    service_time_per_audio_s: float,
+    model: BatchModel | None = None,
 ) -> dict[str, Any]:
     """Measure every configuration; returns the section's data."""
-    out: dict[str, Any] = {"partitions": PARTITIONS, "configs": []}
+    model = model or BatchModel()
+    out: dict[str, Any] = {"partitions": PARTITIONS, "configs": [], "batch_model": asdict(model)}
     for workers in (1, 2):
         res = _config(services, whisper_clips, warm, workers, reps, {}, [])
-        res["backend"] = "whisper"
+        res["backend"] = BACKEND_WHISPER
         out["configs"].append(res)
         print(
             f"  scaling whisper x{workers}: {res['audio_per_wall']['median']:.1f} audio s/s",
             flush=True,
         )
-    riva, uri = start_riva_sim(services.work_dir / "logs", service_time_per_audio_s)
+    riva, uri = start_riva_batching(services.work_dir / "logs", model)
     services.started.append(riva)
-    env = {"MEDVOICE_ASR__BACKEND": "riva", "MEDVOICE_RIVA__URI": uri}
-    for workers in (1, 2):
-        res = _config(services, riva_clips, warm, workers, reps, env, [riva.pid])
-        res["backend"] = "riva (simulated service time)"
+    for workers, in_flight in RIVA_CONFIGS:
+        env = {
+            "MEDVOICE_ASR__BACKEND": "riva",
+            "MEDVOICE_RIVA__URI": uri,
+            "MEDVOICE_WORKER__MAX_IN_FLIGHT": str(in_flight),
+        }
+        tasks = max(MIN_TASKS, 4 * workers * in_flight)
+        res = _config(services, [riva_clip] * tasks, warm, workers, reps, env, [riva.pid])
+        res["backend"] = BACKEND_RIVA
         out["configs"].append(res)
         print(
-            f"  scaling riva-sim x{workers}: {res['audio_per_wall']['median']:.1f} audio s/s",
+            f"  scaling riva-batching x{workers} workers, {in_flight} in flight: "
+            f"{res['audio_per_wall']['median']:.1f} audio s/s",
             flush=True,
         )
     riva.terminate()
     services.started.remove(riva)
-    out["service_time_per_audio_s"] = service_time_per_audio_s
+    out["batch_sizes"] = _batches(riva.log_text())
     return out
+
+
+def speedup(sc: dict[str, Any]) -> dict[str, float] | None:
+    """One worker at its largest in-flight count vs one at a time (riva), with CPU ratio."""
+    riva = [c for c in sc["configs"] if c["backend"] == BACKEND_RIVA and c["workers"] == 1]
+    one = next((c for c in riva if c["in_flight"] == 1), None)
+    if one is None or len(riva) < 2:
+        return None
+    many = {c["in_flight"]: c for c in riva}
+    best = many.get(32) or many[max(many)]
+    return {
+        "in_flight": best["in_flight"],
+        "ratio": best["audio_per_wall"]["median"] / one["audio_per_wall"]["median"],
+        "cpu_ratio": best["worker_cpu_per_audio_s"]["median"]
+        / one["worker_cpu_per_audio_s"]["median"],
+    }
