@@ -42,11 +42,19 @@ def claim_key(user_id: str, key: str) -> str:
 
 
 def request_fingerprint(
-    file_id: str | None, file_extension: AudioExtension, file_name: str | None
+    file_id: str | None,
+    file_extension: AudioExtension,
+    file_name: str | None,
+    callback_url: str | None = None,
 ) -> str:
-    """A digest of what a submission asked for (the file name, patient data, only hashed)."""
-    asked = json.dumps([file_id, file_extension.value, file_name])
-    return hashlib.sha256(asked.encode()).hexdigest()
+    """A digest of what a submission asked for (file name and callback URL only hashed).
+
+    Without a callback URL the digest is the one claims made before callbacks existed hold.
+    """
+    parts: list[str | None] = [file_id, file_extension.value, file_name]
+    if callback_url is not None:
+        parts.append(callback_url)
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
 class Claim(BaseModel):

@@ -115,7 +115,7 @@ async def process_audio_v2(
     if idempotency_key is None:
         await _publish(publisher, view, event, headers, keyed=False)
         return SubmitPublic(task_id=event.task_id)
-    fingerprint = request_fingerprint(file_id, file_extension, file_name)
+    fingerprint = request_fingerprint(file_id, file_extension, file_name, callback_url)
     return await _submit_once(
         _Keyed(idempotency, user_id, idempotency_key, fingerprint),
         publisher,

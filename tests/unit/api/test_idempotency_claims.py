@@ -1,5 +1,7 @@
 """The rules of an idempotency claim that need no S3: its lease and what a request asked."""
 
+import hashlib
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -37,3 +39,16 @@ def test_the_fingerprint_tells_requests_apart_without_holding_the_file_name() ->
     assert same != request_fingerprint("f1", m4a, None)
     assert same != request_fingerprint(None, m4a, "visit of Mrs Smith.m4a")
     assert "Smith" not in same
+
+
+def test_a_different_callback_is_a_different_request() -> None:
+    """A retry with the same key must not silently drop or swap its callback URL."""
+    m4a = AudioExtension.M4A
+    plain = request_fingerprint("f1", m4a, "a.m4a")
+    called = request_fingerprint("f1", m4a, "a.m4a", "https://hooks.example.com/a?t=1")
+    assert called != plain
+    assert called != request_fingerprint("f1", m4a, "a.m4a", "https://hooks.example.com/b")
+    assert "hooks" not in called
+    # Claims written before callbacks existed keep matching a request without one.
+    legacy = hashlib.sha256(json.dumps(["f1", "m4a", "a.m4a"]).encode()).hexdigest()
+    assert plain == legacy
