@@ -76,11 +76,27 @@ class S3Options(BaseModel):
     max_attempts: int = 3  # botocore's own retries of one call, before ours
 
 
+class RetentionSettings(BaseModel):
+    """How long a task's data lives (``MEDVOICE_RETENTION__*``).
+
+    Recordings (``audio/``) and transcripts (``transcripts/``) expire by the bucket's
+    lifecycle rules (:mod:`producer_api.lifecycle`), counted from the object's creation; a
+    task's status expires ``transcripts_days`` after its last change (a tombstone on
+    ``task.status``, and the worker's status-table entry is deleted after as long).
+    """
+
+    recordings_days: int = Field(default=30, ge=1)
+    transcripts_days: int = Field(default=365, ge=1)
+    sweep_interval_s: float = Field(default=600.0, gt=0)  # how often expired tasks are sought
+    sweep_batch: int = Field(default=500, ge=1)  # tombstones per sweep at most
+
+
 class CommonSettings(BaseModel):
     """The fields every deployable has; mixed into each one's ``BaseSettings``."""
 
     kafka: KafkaOptions = Field(default_factory=KafkaOptions)
     s3: S3Options = Field(default_factory=S3Options)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @property

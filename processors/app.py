@@ -11,7 +11,7 @@ from processors.lag import register_lag
 from processors.lifecycle import HardExit, Liveness
 from processors.offsets import OffsetGuard
 from processors.pipeline import PipelineContext
-from processors.status_table import STATUS_TABLE, StatusTable, check_store
+from processors.status_table import STATUS_TABLE, StatusTable, check_store, register_expiry
 
 
 class WorkerApp(faust.App):
@@ -72,6 +72,7 @@ def create_app(ctx: PipelineContext) -> tuple[faust.App, TaskProcessor]:
     )
     app.tables.add(table)
     check_store(table)
+    register_expiry(app, table, settings.retention)
     offsets = OffsetGuard(app, (topics.submitted, topics.retry))
     offsets.install()
     install_fetch_wait(app.consumer, settings.worker.fetch_max_wait_ms)

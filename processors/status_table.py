@@ -15,8 +15,9 @@ after the last change): :meth:`StatusTable.expire` deletes older ones, which wri
 tombstone to the changelog, so compaction drops them there too.
 """
 
-import itertools
+import asyncio
 import json
+import logging
 import struct
 import time
 from collections.abc import Iterator
@@ -26,7 +27,10 @@ import faust
 from faust.serializers.codecs import Codec
 from faust.types import TP, FutureMessage
 
+from medvoice_common.settings import RetentionSettings
 from schemas.status import TaskStatus
+
+log = logging.getLogger(__name__)
 
 STATUS_TABLE = "task_status"
 FORMAT_VERSION = 1
@@ -34,6 +38,7 @@ _LAYOUT = struct.Struct("<BBHHII")  # version, flags, attempt, unfinished, repla
 _STATUS_CODES = (TaskStatus.PROCESSING, TaskStatus.COMPLETED, TaskStatus.FAILED)
 _STATUS_MASK = 0b011
 _PUBLISHED = 0b100
+SCAN_SLICE = 5_000  # entries read between two yields to the event loop
 FIELDS = ("status", "attempt", "replay", "unfinished", "transcript_published", "at")
 """The keys of a decoded entry (absent ones are written as 0 / False; ``at`` as now)."""
 
@@ -112,34 +117,39 @@ class StatusTable(faust.Table[str, Any]):
         if fut is not None:
             await fut
 
-    def expire(self, written_before: float, limit: int) -> int:
-        """Delete up to ``limit`` entries of the active partitions last written before
+    async def expire(self, written_before: float) -> int:
+        """Delete the entries of the active partitions last written before
         ``written_before`` (Unix seconds); returns how many (0 with the memory store,
-        which a restart rebuilds from the changelog anyway).
+        which holds no more than the changelog it is rebuilt from at each start).
 
-        Each deletion is a tombstone on the changelog (its partition: the entry's own),
-        so standbys and a rebuilt store drop it too and compaction removes it.
+        One pass over the entries, letting other work run every ``SCAN_SLICE`` of them.
+        Each deletion is a tombstone on the changelog (in the entry's own partition), so
+        standbys and a rebuilt store drop it too and compaction removes it. An entry an
+        older worker wrote in JSON (no time) is rewritten with the time of this pass: its
+        retention counts from the upgrade.
         """
         store: Any = self.data
-        if not has_partition_dbs(store):
-            return 0
+        if not has_partition_dbs(store) or self.app.in_recovery or self.app.rebalancing:
+            return 0  # an owned partition's entries may not all be there yet
+        now = time.time()
         expired = 0
-        for partition, db in self._active_dbs():
-            old = (
-                key
-                for key, value in db.items()
-                if key != store.offset_key and ENTRY_CODEC.loads(value)["at"] < written_before
-            )
-            doomed = list(itertools.islice(old, limit - expired))
-            for raw_key in doomed:
+        for partition, db in list(self._active_dbs()):
+            for seen, (raw_key, value) in enumerate(db.items(), 1):
+                if seen % SCAN_SLICE == 0:
+                    await asyncio.sleep(0)
+                if raw_key == store.offset_key:
+                    continue
+                entry = ENTRY_CODEC.loads(value)
                 key = self.app.serializers.loads_key(None, raw_key, serializer=self.key_serializer)
-                self.send_changelog(partition, key, None, value_serializer="raw")
-                db.delete(raw_key)
-                # The RocksDB store's key -> partition cache.
-                store._key_index.pop(raw_key, None)  # noqa: SLF001
-            expired += len(doomed)
-            if expired >= limit:
-                break
+                if value[:1] == b"{":
+                    entry["at"] = now
+                    self.send_changelog(partition, key, entry)
+                    db.put(raw_key, ENTRY_CODEC.dumps(entry))
+                elif entry["at"] < written_before:
+                    self.send_changelog(partition, key, None, value_serializer="raw")
+                    db.delete(raw_key)
+                    store._key_index.pop(raw_key, None)  # noqa: SLF001 - key -> partition cache
+                    expired += 1
         return expired
 
     def _active_dbs(self) -> Iterator[tuple[int, Any]]:
@@ -151,6 +161,23 @@ class StatusTable(faust.Table[str, Any]):
         for partition, db in list(dbs.items()):
             if TP(self.changelog_topic_name, partition) in actives:
                 yield partition, db
+
+
+def register_expiry(app: faust.App, table: StatusTable, retention: RetentionSettings) -> None:
+    """Delete entries ``transcripts_days`` after their last write, every ``sweep_interval_s``
+    (the retention of a task's status)."""
+    keep_s = retention.transcripts_days * 86_400
+
+    async def expire_entries() -> None:
+        started = time.perf_counter()
+        expired = await table.expire(time.time() - keep_s)
+        if expired:
+            log.info(
+                "status table entries past their retention deleted",
+                extra={"count": expired, "duration_s": round(time.perf_counter() - started, 3)},
+            )
+
+    app.timer(retention.sweep_interval_s, name="status_table_expiry")(expire_entries)
 
 
 _ROCKSDB_INTERNALS = ("_dbs", "_key_index", "offset_key")

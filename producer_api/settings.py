@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field, FilePath, SecretStr, model_validator
 
 from medvoice_common.env_check import StrictEnvSettings
 from medvoice_common.settings import ENV_CONFIG, CommonSettings
+from medvoice_common.settings import RetentionSettings as RetentionSettings  # re-exported
 from medvoice_common.webhook_settings import WebhookOptions
 
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
@@ -115,21 +116,6 @@ class ApiOptions(BaseModel):
     shutdown_grace_s: float = 20.0
 
 
-class RetentionSettings(BaseModel):
-    """How long a task's data lives (``MEDVOICE_RETENTION__*``).
-
-    Recordings (``audio/``) and transcripts (``transcripts/``) expire by the bucket's
-    lifecycle rules (:mod:`producer_api.lifecycle`), counted from the object's creation; a
-    task's status expires ``transcripts_days`` after its last change (a tombstone on
-    ``task.status``).
-    """
-
-    recordings_days: int = Field(default=30, ge=1)
-    transcripts_days: int = Field(default=365, ge=1)
-    sweep_interval_s: float = Field(default=600.0, gt=0)  # how often expired tasks are sought
-    sweep_batch: int = Field(default=500, ge=1)  # tombstones per sweep at most
-
-
 class ApiSettings(CommonSettings, StrictEnvSettings):
     """Everything the API is configured by."""
 
@@ -137,5 +123,4 @@ class ApiSettings(CommonSettings, StrictEnvSettings):
 
     api: ApiOptions = Field(default_factory=ApiOptions)
     auth: AuthSettings = Field(default_factory=AuthSettings)
-    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     webhooks: WebhookOptions = Field(default_factory=WebhookOptions)  # callback_url checks
