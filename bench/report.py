@@ -8,7 +8,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from bench import scaling, status_scale
+from bench import scaling, status_scale, worker_state
 
 LABELS = {
     "medvoice": "MedVoice API (moto S3 + Kafka acks=all)",
@@ -409,6 +409,8 @@ def markdown(results: dict[str, Any], pngs: list[str]) -> str:
                 "the load (submission runs; the pipeline runs).", ""]  # fmt: skip
     if results.get("status_scale"):
         out += status_scale.section(results["status_scale"])
+    if results.get("worker_state"):
+        out += worker_state.section(results["worker_state"])
     out += ["## Findings", "", *results.get("findings", []), ""]
     out += ["## Commands", "", "```", *results["commands"], "```", ""]
     return "\n".join(out)

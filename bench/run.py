@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import pipeline, report, scaling, status_scale, submission
+from bench import pipeline, report, scaling, status_scale, submission, worker_state
 from bench.clips import make_clips
 from bench.common import Services, machine
 
@@ -37,6 +37,7 @@ def _params(quick: bool) -> dict[str, Any]:
             "scaling": False,
             "status_levels": [2000],
             "status_seconds": 1,
+            "worker_levels": [],  # the worker-table scenario takes minutes even when small
         }
     return {
         "levels": [8, 32, 64],
@@ -52,6 +53,7 @@ def _params(quick: bool) -> dict[str, Any]:
         "whisper_tasks": 6,  # x the 30 s clip
         "status_levels": [100_000, 500_000, 2_000_000],  # finished tasks on task.status
         "status_seconds": 10,
+        "worker_levels": [100_000, 500_000, 2_000_000],  # finished tasks in the table's changelog
     }
 
 
@@ -144,7 +146,9 @@ def main() -> int:
     parser.add_argument("--bootstrap", default="", help="use this Kafka instead of starting one")
     parser.add_argument("--s3-url", default="", help="use this S3 endpoint instead of moto")
     parser.add_argument(
-        "--only", nargs="*", default=["submission", "pipeline", "scaling", "status_scale"]
+        "--only",
+        nargs="*",
+        default=["submission", "pipeline", "scaling", "status_scale", "worker_state"],
     )
     args = parser.parse_args()
     for tool in ("wrk", "redis-server", "espeak-ng", "java"):
@@ -199,6 +203,11 @@ def main() -> int:
             print("4. status view at scale", flush=True)
             results["status_scale"] = status_scale.run(
                 services, raw / "status", p["status_levels"], p["status_seconds"]
+            )
+        if p["worker_levels"] and "worker_state" in args.only:
+            print("5. worker status table at scale", flush=True)
+            results["worker_state"] = worker_state.run(
+                services, raw / "worker_state", p["worker_levels"]
             )
     finally:
         services.stop()

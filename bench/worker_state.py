@@ -172,6 +172,10 @@ def run(services: Services, raw: Path, levels: list[int], sweep_s: float = 20.0)
     raw.mkdir(parents=True, exist_ok=True)
     started = (time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), os.getloadavg()[0])
     sizes: dict[str, Any] = {}
+    # The worker's own start with an empty table: what every start below also takes.
+    empty = _worker(services.stack(partitions=PARTITIONS), "worker-empty", "rocksdb://", raw / "e")
+    empty.pop("proc").terminate()
+    print(f"   worker table empty: {json.dumps(empty)}", flush=True)
     # Bytes per entry before (Faust's JSON) and after, in the changelog and on disk.
     for fmt in ("json", "binary"):
         cfg = services.stack(partitions=PARTITIONS)
@@ -206,6 +210,7 @@ def run(services: Services, raw: Path, levels: list[int], sweep_s: float = 20.0)
         print(f"   {json.dumps(rows[-1], default=str)}", flush=True)
     return {
         "levels": rows,
+        "empty": empty,
         "formats": sizes,
         "fill_s": fill_s,
         "partitions": PARTITIONS,
@@ -244,6 +249,9 @@ def section(results: dict[str, Any]) -> list[str]:
         f"{results.get('loadavg_end', 0):.1f} at the end (after each level: {loads}). The "
         "machine has 2 cores shared with the Kafka broker's JVM, moto and other engineers' "
         "test runs at the same time.",
+        "",
+        f"Empty table (the worker's own start): recovered {results['empty']['recovered_s']:.1f} s, "
+        f"ready {results['empty']['ready_s']:.1f} s, RSS {_mb(results['empty']['rss']):.0f} MB.",
         "",
         "| tasks | cold: recovered / ready | cold RSS | warm: recovered / ready | warm RSS "
         "| memory://: recovered / ready | memory:// RSS | store on disk | sweep (deleted) |",
