@@ -27,7 +27,7 @@ from producer_api.deps import (
     StorageDep,
 )
 from producer_api.idempotency import MAX_KEY_LENGTH, Claim, IdempotencyStore, request_fingerprint
-from producer_api.models import AUTH_RESPONSES, FILE_NAME_PATTERN, SubmitPublic
+from producer_api.models import AUTH_RESPONSES, FILE_NAME_PATTERN, ErrorPublic, SubmitPublic
 from producer_api.publisher import DispatchError, Publisher
 from producer_api.settings import ApiSettings
 from producer_api.status_view import StatusView
@@ -60,8 +60,9 @@ KEY_REUSED = "This Idempotency-Key was used for a different request."
         404: {"description": "No such recording (or none uploaded yet)"},
         409: {"description": "A request with this Idempotency-Key is in progress (Retry-After)"},
         422: {
+            "model": ErrorPublic,
             "description": "Invalid parameters, a refused callback_url, or an Idempotency-Key "
-            "used for another request"
+            "used for another request",
         },
         503: {"description": "Storage unavailable"},
         500: {"description": "Kafka did not confirm the task; retry (same Idempotency-Key)"},

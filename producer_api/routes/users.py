@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import AwareDatetime
 
 from producer_api.deps import ActingUserId, StatusViewDep
-from producer_api.models import AUTH_RESPONSES, TaskListPublic, TaskSummaryPublic
+from producer_api.models import AUTH_RESPONSES, ErrorPublic, TaskListPublic, TaskSummaryPublic
 from producer_api.status_store import CURSOR_BYTES, micros
 from schemas.status import TaskStatus
 
@@ -35,7 +35,16 @@ def _decode_cursor(cursor: str | None) -> bytes | None:
     return raw
 
 
-@router.get("/{user_id}/tasks", response_model=TaskListPublic)
+@router.get(
+    "/{user_id}/tasks",
+    response_model=TaskListPublic,
+    responses={
+        422: {
+            "model": ErrorPublic,
+            "description": "Invalid parameters, or a cursor this API did not return",
+        }
+    },
+)
 async def list_tasks(
     user_id: ActingUserId,
     view: StatusViewDep,
