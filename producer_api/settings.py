@@ -95,7 +95,8 @@ class ApiOptions(BaseModel):
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, gt=0)  # about 3 h of AAC
     max_body_bytes: int = Field(default=64 * 1024, gt=0)  # other routes take no body
     max_header_bytes: int = Field(default=16 * 1024, ge=4096)  # request line + headers
-    limit_concurrency: int = Field(default=1000, ge=1)  # then 503, not an exhausted process
+    # Open requests, event streams included; then 503, not an exhausted process.
+    limit_concurrency: int = Field(default=2000, ge=1)
     keep_alive_s: int = Field(default=5, ge=1)
     # Both enforce max_header_bytes (httptools through producer_api.header_limit).
     http: Literal["h11", "httptools"] = "httptools"
@@ -114,6 +115,17 @@ class ApiOptions(BaseModel):
     sse_max_streams: int = Field(default=1000, ge=1)
     sse_keepalive_s: float = Field(default=15.0, gt=0)
     shutdown_grace_s: float = 20.0
+
+    @model_validator(mode="after")
+    def _streams_leave_room(self) -> "ApiOptions":
+        # Every open stream is an open request: streams alone must not fill the replica.
+        if self.sse_max_streams >= self.limit_concurrency:
+            raise ValueError(
+                f"MEDVOICE_API__SSE_MAX_STREAMS ({self.sse_max_streams}) must be below "
+                f"MEDVOICE_API__LIMIT_CONCURRENCY ({self.limit_concurrency}): each event "
+                "stream is an open request"
+            )
+        return self
 
 
 class ApiSettings(CommonSettings, StrictEnvSettings):
