@@ -127,8 +127,9 @@ def _latency_lines(lat: dict[str, Any] | None) -> list[str]:
         "a task's start minus the previous task's `completed.occurred_at`): p50 "
         f"{lat['gap_p50_ms']:.0f} ms, max {lat['gap_max_ms']:.0f} ms over {lat['gaps']} gaps. "
         "The worker's Kafka fetch waits at most `MEDVOICE_WORKER__FETCH_MAX_WAIT_MS` "
-        "(100 ms; Faust's own 1500 ms kept an idle worker up to 1.5 s behind a broker that "
-        "holds fetches for their whole wait, as the embedded dev broker does).",
+        "(default 1500 ms, Faust's own): Apache Kafka answers a fetch as soon as a record "
+        "arrives, so it delays nothing here; a broker that holds fetches for their whole "
+        "wait (the embedded dev broker) needs a lower value.",
         "",
     ]
 
