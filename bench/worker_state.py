@@ -20,6 +20,7 @@ the retention: they are deleted with changelog tombstones).
 import asyncio
 import json
 import os
+import subprocess
 import time
 import uuid
 from datetime import datetime
@@ -105,6 +106,18 @@ def _wait_log(proc: ManagedProcess, text: str, timeout_s: float) -> float:
             raise RuntimeError(f"{proc.name} exited:\n{proc.tail()}")
         time.sleep(0.1)  # polling a log file: nothing to wait on
     raise RuntimeError(f"{proc.name}: no {text!r} within {timeout_s} s:\n{proc.tail()}")
+
+
+def others() -> list[str]:
+    """The busiest processes on the machine now (``ps``: CPU share over each one's life)."""
+    out = subprocess.run(
+        ["ps", "-eo", "pcpu=,args=", "--sort=-pcpu"], capture_output=True, text=True, check=True
+    ).stdout
+    rows = []
+    for line in out.splitlines()[:8]:
+        cpu, _, args = line.strip().partition(" ")
+        rows.append(f"{cpu}% {args.strip()[:100]}")
+    return rows
 
 
 def _disk_bytes(path: Path) -> int:
@@ -205,8 +218,10 @@ def run(services: Services, raw: Path, levels: list[int], sweep_s: float = 20.0)
         fill_s += seconds
         filled = level
         print(f"   worker table at {level} tasks: measuring", flush=True)
+        seen = others()
         rows.append(_measure(cfg, level, raw, sweep_s))
         rows[-1]["loadavg"] = os.getloadavg()[0]
+        rows[-1]["others"] = seen + others()
         print(f"   {json.dumps(rows[-1], default=str)}", flush=True)
     return {
         "levels": rows,
@@ -249,6 +264,10 @@ def section(results: dict[str, Any]) -> list[str]:
         f"{results.get('loadavg_end', 0):.1f} at the end (after each level: {loads}). The "
         "machine has 2 cores shared with the Kafka broker's JVM, moto and other engineers' "
         "test runs at the same time.",
+        "",
+        "Also running (the busiest processes, sampled before and after each level):",
+        "",
+        *sorted({f"- `{o.split(' ', 1)[1]}`" for r in rows for o in r.get("others", [])}),
         "",
         f"Empty table (the worker's own start): recovered {results['empty']['recovered_s']:.1f} s, "
         f"ready {results['empty']['ready_s']:.1f} s, RSS {_mb(results['empty']['rss']):.0f} MB.",
