@@ -13,8 +13,10 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import generate_latest
 
 from medvoice_common import tracing
+from processors.webhooks import metrics as webhook_metrics
 from tests.fixtures.audio import spoken_clip
 from tests.fixtures.observability import (
     PrometheusServer,
@@ -196,9 +198,18 @@ def test_promtool_check_metrics_passes_on_both_endpoints(workload: Deployment) -
         assert not result.stdout.strip(), f"{url}: lint findings:\n{result.stdout}"
 
 
+def _webhook_deliverer_names() -> set[str]:
+    """What the webhook deliverer's /metrics exposes, from its own metrics module (the
+    deliverer runs in tests/integration/webhooks, which scrapes it; not in this workload)."""
+    webhook_metrics.initialise()  # its series at zero, as the deliverer does at start-up
+    names = exposition_names(generate_latest().decode())
+    return {name for name in names if name.startswith("medvoice_webhook")}
+
+
 def test_dashboard_and_alerts_query_only_exported_metrics(workload: Deployment) -> None:
     exported = exposition_names(_scrape(workload.api_url))
     exported |= exposition_names(_scrape(workload.worker_url))
+    exported |= _webhook_deliverer_names()
     used: set[str] = set()
     for expr in dashboard_queries(dashboard()):
         used |= metric_names(expr)
