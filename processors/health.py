@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import time
+from typing import Any
 
 import faust
 from faust.web import Request, Response, View
@@ -20,7 +21,7 @@ BACKEND_PROBE_INTERVAL_S = 30.0
 
 
 class Readiness:
-    """Whether the worker can do work: consumer assigned, S3 and the ASR backend reachable."""
+    """Whether the worker can do work: consumer assigned, table recovered, S3 and ASR reachable."""
 
     def __init__(self, app: faust.App, ctx: PipelineContext) -> None:
         """Watch ``app`` and the dependencies in ``ctx``."""
@@ -37,7 +38,18 @@ class Readiness:
             self._last = {"s3": s3_ok, "asr": asr_ok}
             self._checked_at = now
         consumer_ok = bool(self.app.consumer.assignment()) if self.app.consumer else False
-        return {"kafka_consumer_assigned": consumer_ok, **self._last}
+        return {
+            "kafka_consumer_assigned": consumer_ok,
+            "table_recovered": self.table_recovered(),
+            **self._last,
+        }
+
+    def table_recovered(self) -> bool:
+        """Whether the status table is rebuilt from its changelog (a cold start at 2M
+        finished tasks takes minutes; until then no work is taken, so not ready)."""
+        # TableManager's recovery service (public, but not in TableManagerT's annotations).
+        recovery: Any = self.app.tables.recovery  # type: ignore[attr-defined]
+        return bool(recovery.completed.is_set()) and not self.app.in_recovery
 
     async def probe(self) -> None:
         """Run the dependency probes (for their metrics), ignoring the answer."""
