@@ -65,11 +65,11 @@ def _config(
 ) -> dict[str, Any]:
     cfg: StackConfig = services.stack(partitions=PARTITIONS)
     upload(cfg, clips + warm)
-    procs = []
-    for _ in range(workers):
-        proc, _ = start_worker(cfg, **env)
-        services.started.append(proc)
-        procs.append(proc)
+    started = [start_worker(cfg, wait_ready=False, **env) for _ in range(workers)]
+    services.started += [proc for proc, _ in started]
+    for proc, url in started:  # all at once: one by one, each join is another rebalance
+        proc.wait_http(f"{url}/readyz")
+    procs = [proc for proc, _ in started]
     # Warm-up: one task per partition, so every worker is assigned, loaded and warm.
     asyncio.run(submit_and_wait(cfg, events_for(warm * PARTITIONS), partitions=PARTITIONS))
     audio = sum(c.duration_s for c in clips)
