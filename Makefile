@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 KAFKA_LIB := tests/kafka/target/lib
 
-.PHONY: help system-deps install kafka-jars dev test test-unit test-integration bench lint format schemas clean
+.PHONY: help system-deps install kafka-jars dev test soak test-unit test-integration bench lint format schemas clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -41,6 +41,12 @@ dev: $(VENV)/.installed  ## the whole stack on this machine (Apache Kafka :9092,
 test: system-deps $(VENV)/.installed kafka-jars  ## the whole suite against real Apache Kafka, S3, workers
 	$(BIN)/python -m pytest; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$rc
+
+soak: system-deps $(VENV)/.installed kafka-jars  ## the SIGKILL series at 32 tasks in flight, 10 runs in a row
+	for run in 1 2 3 4 5 6 7 8 9 10; do \
+	  echo "== soak run $$run"; \
+	  $(BIN)/python -m pytest -m soak tests/integration/reliability/test_crash.py || exit 1; \
+	done
 
 test-unit: $(VENV)/.installed  ## unit tests only (no network)
 	$(BIN)/python -m pytest tests/unit

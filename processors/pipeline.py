@@ -39,8 +39,9 @@ class PipelineContext:
     s3: "S3Client"
     backend: AsrBackend
     asr_executor: Executor
-    """Pool that runs recognition off the event loop (one task at a time per worker; a
-    backend with ``parallel_chunks`` > 1 sends a recording's chunks together from there)."""
+    """Pool that runs recognition off the event loop (one thread per task in flight,
+    ``MEDVOICE_WORKER__MAX_IN_FLIGHT``; a backend with ``parallel_chunks`` > 1 sends a
+    recording's chunks together from there)."""
     io_executor: Executor
     """Pool for blocking S3 calls and decoding."""
     vocabulary: Vocabulary | None = None
