@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 KAFKA_LIB := tests/kafka/target/lib
 
-.PHONY: help system-deps install kafka-jars dev test soak test-unit test-integration bench lint format schemas clean
+.PHONY: help system-deps install kafka-jars dev test soak test-unit bench lint format schemas clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
