@@ -6,7 +6,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from schemas.events import ErrorInfo, TranscriptSummary
+from schemas.events import ErrorInfo, TaskStatusChanged, TranscriptSummary
 from schemas.ids import AudioExtension
 from schemas.status import TaskStatus
 
@@ -87,6 +87,21 @@ class TaskSummaryPublic(BaseModel):
     attempt: int
     transcript: TranscriptSummary | None = None
     error: ErrorInfo | None = None
+
+    @classmethod
+    def of(cls, change: TaskStatusChanged) -> "TaskSummaryPublic":
+        """The task as its latest status record shows it (the list's rows, webhooks' data)."""
+        return cls(
+            task_id=change.task_id,
+            user_id=change.user_id,
+            file_id=change.file_id,
+            status=change.status,
+            submitted_at=change.submitted_at,
+            updated_at=change.occurred_at,
+            attempt=change.attempt,
+            transcript=change.transcript,
+            error=change.error,
+        )
 
 
 class TaskListPublic(BaseModel):

@@ -8,26 +8,12 @@ count) and ``transcript_uri`` travel; the owner fetches the text with the API.
 
 from datetime import datetime
 from typing import Literal
-from uuid import UUID
 
 from pydantic import BaseModel
 
-from schemas.events import ErrorInfo, TaskStatusChanged, TranscriptSummary
+from producer_api.models import TaskSummaryPublic
+from schemas.events import TaskStatusChanged
 from schemas.status import TaskStatus
-
-
-class TaskData(BaseModel):
-    """The task as ``GET /tasks/{task_id}`` shows it, without the transcript's text."""
-
-    task_id: UUID
-    user_id: str
-    file_id: str
-    status: TaskStatus
-    submitted_at: datetime
-    updated_at: datetime
-    attempt: int
-    transcript: TranscriptSummary | None = None
-    error: ErrorInfo | None = None
 
 
 class WebhookPayload(BaseModel):
@@ -35,7 +21,7 @@ class WebhookPayload(BaseModel):
 
     type: Literal["task.completed", "task.failed"]
     timestamp: datetime  # when the task reached this status
-    data: TaskData
+    data: TaskSummaryPublic  # the API's list row: GET /tasks/{task_id} minus the text
 
 
 def payload(change: TaskStatusChanged) -> bytes:
@@ -43,17 +29,7 @@ def payload(change: TaskStatusChanged) -> bytes:
     kind: Literal["task.completed", "task.failed"] = (
         "task.completed" if change.status is TaskStatus.COMPLETED else "task.failed"
     )
-    data = TaskData(
-        task_id=change.task_id,
-        user_id=change.user_id,
-        file_id=change.file_id,
-        status=change.status,
-        submitted_at=change.submitted_at,
-        updated_at=change.occurred_at,
-        attempt=change.attempt,
-        transcript=change.transcript,
-        error=change.error,
-    )
+    data = TaskSummaryPublic.of(change)
     return (
         WebhookPayload(type=kind, timestamp=change.occurred_at, data=data)
         .model_dump_json()

@@ -79,21 +79,7 @@ async def list_tasks(
         last = entry.cursor
         if wanted is None or entry.status in wanted:
             picked.append(entry.task_id)
-    tasks = [
-        TaskSummaryPublic(
-            task_id=c.task_id,
-            user_id=c.user_id,
-            file_id=c.file_id,
-            status=c.status,
-            submitted_at=c.submitted_at,
-            updated_at=c.occurred_at,
-            attempt=c.attempt,
-            transcript=c.transcript,
-            error=c.error,
-        )
-        for c in view.records(picked)
-        if c is not None
-    ]
+    tasks = [TaskSummaryPublic.of(c) for c in view.records(picked) if c is not None]
     return TaskListPublic(
         tasks=tasks, next_cursor=_encode_cursor(last) if more and last is not None else None
     )
