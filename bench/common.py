@@ -22,6 +22,11 @@ def median(xs: Sequence[float]) -> float:
     return float(statistics.median(xs)) if xs else 0.0
 
 
+def mb(n: float) -> float:
+    """Bytes as MiB (what the reports print as MB)."""
+    return n / 1024 / 1024
+
+
 def percentile(xs: Sequence[float], p: float) -> float:
     """Nearest-rank percentile ``p`` (0-100) of ``xs``; 0 for no data."""
     if not xs:

@@ -9,6 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from bench import scaling, status_scale, worker_state
+from bench.common import mb
 
 LABELS = {
     "medvoice": "MedVoice API (moto S3 + Kafka acks=all)",
@@ -16,10 +17,6 @@ LABELS = {
     "bare": "bare FastAPI (no auth, S3, publish)",
     "celery": "seed replica (FastAPI + Celery .delay() to Redis)",
 }
-
-
-def _mb(n: int) -> float:
-    return n / 1024 / 1024
 
 
 def _s(d: dict[str, float], fmt: str = "{:.0f}") -> str:
@@ -239,14 +236,14 @@ def markdown(results: dict[str, Any], pngs: list[str]) -> str:
         wm = pipe["worker_memory"]
         headline.append(
             "| worker peak RSS under load (whisper tiny.en) | "
-            f"{_mb(wm['after_load']['VmHWM']):.0f} MB | | | <= 600 MB | "
-            f"{_met(_mb(wm['after_load']['VmHWM']) <= 600)} |"
+            f"{mb(wm['after_load']['VmHWM']):.0f} MB | | | <= 600 MB | "
+            f"{_met(mb(wm['after_load']['VmHWM']) <= 600)} |"
         )
     if sub:
         am = sub["api_memory"]
         headline.append(
-            f"| API peak RSS under load | {_mb(am['after_load']['VmHWM']):.0f} MB | | | "
-            f"<= 150 MB | {_met(_mb(am['after_load']['VmHWM']) <= 150)} |"
+            f"| API peak RSS under load | {mb(am['after_load']['VmHWM']):.0f} MB | | | "
+            f"<= 150 MB | {_met(mb(am['after_load']['VmHWM']) <= 150)} |"
         )
     sc = results.get("scaling")
     if sc:
@@ -396,14 +393,14 @@ def markdown(results: dict[str, Any], pngs: list[str]) -> str:
         if sub:
             am = sub["api_memory"]
             out.append(
-                f"| API (`python -m producer_api`) | {_mb(am['idle']['VmRSS']):.0f} MB | "
-                f"{_mb(am['after_load']['VmHWM']):.0f} MB | <= 150 MB |"
+                f"| API (`python -m producer_api`) | {mb(am['idle']['VmRSS']):.0f} MB | "
+                f"{mb(am['after_load']['VmHWM']):.0f} MB | <= 150 MB |"
             )
         if pipe:
             wm = pipe["worker_memory"]
             out.append(
                 f"| worker, whisper tiny.en (`python -m processors`) | "
-                f"{_mb(wm['idle']['VmRSS']):.0f} MB | {_mb(wm['after_load']['VmHWM']):.0f} MB "
+                f"{mb(wm['idle']['VmRSS']):.0f} MB | {mb(wm['after_load']['VmHWM']):.0f} MB "
                 f"(longest clip {max(c['duration_s'] for c in pipe['clips']):.0f} s) | <= 600 MB |"
             )
         out += ["", "Idle: right after `/readyz` answered 200. Peak: VmHWM from /proc after "

@@ -20,7 +20,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from bench.common import Services, proc_status
+from bench.common import Services, mb, proc_status
 from tests.fixtures.kafka_broker import free_port
 from tests.fixtures.processes import ManagedProcess, python_module
 from tests.fixtures.stack import StackConfig
@@ -184,10 +184,6 @@ def run(
     }
 
 
-def _mb(n: float) -> float:
-    return n / 1024 / 1024
-
-
 def _met(ok: bool) -> str:
     return "yes" if ok else "**no**"
 
@@ -199,9 +195,9 @@ def plot(results: dict[str, Any], out_dir: Path) -> list[str]:
     rows = results["levels"]
     xs = [r["tasks"] / 1000 for r in rows]
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    ax.plot(xs, [_mb(r["rss_ready"]) for r in rows], marker="o", label="ready (cold)")
-    ax.plot(xs, [_mb(r["rss_after_load"]["VmRSS"]) for r in rows], marker="s", label="after load")
-    ax.plot(xs, [_mb(r["rss_warm_ready"]) for r in rows], marker="^", label="ready (warm)")
+    ax.plot(xs, [mb(r["rss_ready"]) for r in rows], marker="o", label="ready (cold)")
+    ax.plot(xs, [mb(r["rss_after_load"]["VmRSS"]) for r in rows], marker="s", label="after load")
+    ax.plot(xs, [mb(r["rss_warm_ready"]) for r in rows], marker="^", label="ready (warm)")
     ax.axhline(TARGETS["rss_mb"], color="grey", lw=0.8, ls=":")
     ax.set(
         xlabel="finished tasks on task.status (thousands)", ylabel="API RSS (MB)", ylim=(0, None)
@@ -247,14 +243,14 @@ def section(results: dict[str, Any]) -> list[str]:
         g, ls = r["get"], r["list"]
         out.append(
             f"| {r['tasks']:,} | {r['cold_s']:.1f} s | {r['warm_s']:.1f} s | "
-            f"{_mb(r['rss_ready']):.0f} MB | {_mb(r['rss_after_load']['VmRSS']):.0f} MB "
-            f"({_mb(r['rss_after_load']['VmHWM']):.0f}) | {_mb(r['rss_warm_ready']):.0f} MB | "
+            f"{mb(r['rss_ready']):.0f} MB | {mb(r['rss_after_load']['VmRSS']):.0f} MB "
+            f"({mb(r['rss_after_load']['VmHWM']):.0f}) | {mb(r['rss_warm_ready']):.0f} MB | "
             f"{g['p50_us'] / 1000:.1f} / {g['p99_us'] / 1000:.1f} ms | {g['rps']:.0f} | "
             f"{ls['p50_us'] / 1000:.1f} / {ls['p99_us'] / 1000:.1f} ms | {ls['rps']:.0f} | "
-            f"{_mb(r['disk_bytes']):.0f} MB |"
+            f"{mb(r['disk_bytes']):.0f} MB |"
         )
     top = max(rows, key=lambda r: r["tasks"])
-    rss = _mb(max(top["rss_after_load"]["VmHWM"], top["rss_warm_ready"]))
+    rss = mb(max(top["rss_after_load"]["VmHWM"], top["rss_warm_ready"]))
     errors = sum(r[k]["non_200"] + r[k]["socket_errors"] for r in rows for k in ("get", "list"))
     out += [
         "",

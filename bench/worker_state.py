@@ -30,7 +30,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from faust.serializers import codecs
 
-from bench.common import Services, proc_status
+from bench.common import Services, mb, proc_status
 from processors.status_table import ENTRY_CODEC, STATUS_TABLE
 from tests.fixtures.kafka_broker import free_port
 from tests.fixtures.processes import ManagedProcess, python_module
@@ -236,10 +236,6 @@ def run(services: Services, raw: Path, levels: list[int], sweep_s: float = 20.0)
     }
 
 
-def _mb(n: float) -> float:
-    return n / 1024 / 1024
-
-
 def section(results: dict[str, Any]) -> list[str]:
     """The report's section (markdown lines)."""
     rows = results["levels"]
@@ -270,7 +266,7 @@ def section(results: dict[str, Any]) -> list[str]:
         *sorted({f"- `{o.split(' ', 1)[1]}`" for r in rows for o in r.get("others", [])}),
         "",
         f"Empty table (the worker's own start): recovered {results['empty']['recovered_s']:.1f} s, "
-        f"ready {results['empty']['ready_s']:.1f} s, RSS {_mb(results['empty']['rss']):.0f} MB.",
+        f"ready {results['empty']['ready_s']:.1f} s, RSS {mb(results['empty']['rss']):.0f} MB.",
         "",
         "| tasks | cold: recovered / ready | cold RSS | warm: recovered / ready | warm RSS "
         "| memory://: recovered / ready | memory:// RSS | store on disk | sweep (deleted) |",
@@ -280,11 +276,11 @@ def section(results: dict[str, Any]) -> list[str]:
         c, w, m = r["cold"], r["warm"], r["memory"]
         out.append(
             f"| {r['tasks']:,} | {c['recovered_s']:.1f} / {c['ready_s']:.1f} s | "
-            f"{_mb(c['rss']):.0f} MB ({_mb(c['hwm']):.0f}) | "
+            f"{mb(c['rss']):.0f} MB ({mb(c['hwm']):.0f}) | "
             f"{w['recovered_s']:.1f} / {w['ready_s']:.1f} s | "
-            f"{_mb(w['rss']):.0f} MB ({_mb(w['hwm']):.0f}) | "
+            f"{mb(w['rss']):.0f} MB ({mb(w['hwm']):.0f}) | "
             f"{m['recovered_s']:.1f} / {m['ready_s']:.1f} s | "
-            f"{_mb(m['rss']):.0f} MB ({_mb(m['hwm']):.0f}) | {_mb(r['disk_bytes']):.0f} MB | "
+            f"{mb(m['rss']):.0f} MB ({mb(m['hwm']):.0f}) | {mb(r['disk_bytes']):.0f} MB | "
             f"{w['sweep']['duration_s']:.1f} s ({w['sweep']['deleted']:,}) |"
         )
     top = max(rows, key=lambda r: r["tasks"])
@@ -293,10 +289,10 @@ def section(results: dict[str, Any]) -> list[str]:
         "",
         f"At {top['tasks']:,} finished tasks a worker restarted on its volume is taking work "
         f"{top['warm']['recovered_s']:.1f} s after it starts ({empty['recovered_s']:.1f} s "
-        f"with an empty table) at {_mb(top['warm']['rss']):.0f} MB; the same start without "
+        f"with an empty table) at {mb(top['warm']['rss']):.0f} MB; the same start without "
         f"the volume (or on `memory://`, at every start) reads the whole changelog first: "
         f"{top['cold']['recovered_s']:.0f} s ({top['memory']['recovered_s']:.0f} s on "
-        f"`memory://`, holding {_mb(top['memory']['rss']):.0f} MB). A retention sweep over "
+        f"`memory://`, holding {mb(top['memory']['rss']):.0f} MB). A retention sweep over "
         f"all entries took {top['warm']['sweep']['duration_s']:.1f} s of the worker's event "
         "loop, in slices (every `MEDVOICE_RETENTION__SWEEP_INTERVAL_S`, 600 s by default).",
     ]
@@ -309,9 +305,9 @@ def section(results: dict[str, Any]) -> list[str]:
         "| entry format | value | key + value in the changelog | store on disk | cold recovery |",
         "| --- | ---: | ---: | ---: | ---: |",
         f"| before: Faust's JSON dict | {j['value_bytes']} B | {j['record_bytes']:.0f} B | "
-        f"{_mb(j['disk_bytes']):.1f} MB | {j['recovered_s']:.1f} s |",
+        f"{mb(j['disk_bytes']):.1f} MB | {j['recovered_s']:.1f} s |",
         f"| after: 14-byte entry | {b['value_bytes']} B | {b['record_bytes']:.0f} B | "
-        f"{_mb(b['disk_bytes']):.1f} MB | {b['recovered_s']:.1f} s |",
+        f"{mb(b['disk_bytes']):.1f} MB | {b['recovered_s']:.1f} s |",
         "",
     ]
     return out
