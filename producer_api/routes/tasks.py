@@ -9,7 +9,13 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from producer_api.deps import CallerDep, PublisherDep, SettingsDep, StatusViewDep, StorageDep
 from producer_api.erase import erase
-from producer_api.models import AUTH_RESPONSES, ErasePublic, TaskPublic, TranscriptPublic
+from producer_api.models import (
+    AUTH_RESPONSES,
+    ErasePublic,
+    TaskPublic,
+    TaskSummaryPublic,
+    TranscriptPublic,
+)
 from producer_api.storage import Storage
 from schemas.events import TaskStatusChanged
 from schemas.exports import MEDIA_TYPES, ExportFormat, render
@@ -76,17 +82,9 @@ async def task_public(storage: Storage, change: TaskStatusChanged) -> TaskPublic
     if change.status is TaskStatus.COMPLETED and change.transcript is not None:
         doc = TranscriptDocument.model_validate_json(await _document(storage, change))
         transcript = TranscriptPublic(**change.transcript.model_dump(), text=doc.text)
-    return TaskPublic(
-        task_id=change.task_id,
-        user_id=change.user_id,
-        file_id=change.file_id,
-        status=change.status,
-        submitted_at=change.submitted_at,
-        updated_at=change.occurred_at,
-        attempt=change.attempt,
-        transcript=transcript,
-        error=change.error,
-    )
+    # The same fields as a list row, with the transcript's text added when completed.
+    fields = {**dict(TaskSummaryPublic.of(change)), "transcript": transcript}
+    return TaskPublic(**fields)
 
 
 @router.get(
