@@ -29,6 +29,8 @@ class Clip:
     duration_s: float
     extension: str
     data: bytes
+    text: str
+    """What espeak-ng was given to read (the script WER is measured against)."""
 
 
 def _text_for(seconds: float) -> str:
@@ -56,11 +58,13 @@ def make_clips(targets_s: list[float], work_dir: Path, extension: str = "m4a") -
     clips = []
     for i, target in enumerate(targets_s):
         name = f"clip{i:02d}-{int(target)}s"
+        text = _text_for(target)
         wav = work_dir / f"{name}.wav"
         if not wav.exists():
-            speak_wav(_text_for(target), wav)
+            speak_wav(text, wav)
         encoded = work_dir / f"{name}.{extension}"
         if not encoded.exists():
             encoded.write_bytes(encode(wav, extension))
-        clips.append(Clip(name, round(wav_duration(wav), 2), extension, encoded.read_bytes()))
+        duration = round(wav_duration(wav), 2)
+        clips.append(Clip(name, duration, extension, encoded.read_bytes(), text=text))
     return clips

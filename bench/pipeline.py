@@ -1,55 +1,153 @@
 """Pipeline overhead: clips through Kafka -> worker -> completed vs the same backend called
-directly in one process; worker memory; a py-spy profile of the worker under load."""
+directly in one process; whether both hear the same words; worker memory; a py-spy profile
+of the worker under load."""
 
 import asyncio
+import io
 import itertools
 import json
+import os
+import re
 import subprocess
 import time
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from unittest import mock
+
+import jiwer
+from faster_whisper import decode_audio
 
 from bench.clips import Clip
 from bench.common import Services, cpu_seconds, median, percentile, proc_status, spread, tool
-from processors.asr.base import AsrOptions
-from processors.asr.whisper import WhisperBackend
-from processors.audio import decode
-from processors.chunking import transcribe_chunked
+from processors.audio import SAMPLE_RATE, Pcm
+from processors.pipeline import PipelineContext, recognise, transcript_uri
+from processors.results import ready_event
+from processors.settings import WorkerSettings
+from processors.startup import build_context
 from schemas.events import AudioSubmitted
-from schemas.ids import AudioExtension
 from tests.fixtures.driver import StatusFollower, put_audio, submitted
 from tests.fixtures.stack import StackConfig, start_worker
 
 USER = "bench-user"
-CHUNK_S = 60.0  # the worker's default MEDVOICE_ASR__CHUNK_S
 TASK_TIMEOUT_S = 600.0
+READY_TIMEOUT_S = 60.0  # TranscriptReady is acknowledged before the completed status
 
 
 def whisper_settings(cfg: StackConfig) -> dict[str, int]:
     """Beam and threads the worker of ``cfg`` uses (so the direct run matches it)."""
-    env = cfg.env()
-    return {
-        "beam_size": int(env["MEDVOICE_WHISPER__BEAM_SIZE"]),
-        "cpu_threads": int(env["MEDVOICE_WHISPER__CPU_THREADS"]),
-    }
+    whisper = worker_settings(cfg).whisper
+    return {"beam_size": whisper.beam_size, "cpu_threads": whisper.cpu_threads}
 
 
-def direct(clips: list[Clip], backend: WhisperBackend) -> dict[str, Any]:
+def worker_settings(cfg: StackConfig) -> WorkerSettings:
+    """The settings the worker of ``cfg`` reads from its environment."""
+    with mock.patch.dict(os.environ, cfg.env()):
+        return WorkerSettings()
+
+
+def engine_context(cfg: StackConfig) -> PipelineContext:
+    """What the worker of ``cfg`` builds before consuming (``build_context``: its settings,
+    vocabulary, and backend: model, beam, threads, compute type), for ``recognise``."""
+    return build_context(worker_settings(cfg))
+
+
+def engine_text(ctx: PipelineContext, event: AudioSubmitted, data: bytes) -> dict[str, Any]:
+    """The engine given the file: faster-whisper's own ``decode_audio`` of the bytes, then
+    the worker's ``recognise`` (``transcribe_chunked`` with the worker's options) and the
+    ``text`` the worker's TranscriptReady would carry (``ready_event``)."""
+    t0 = time.perf_counter()
+    pcm = Pcm(decode_audio(io.BytesIO(data), sampling_rate=SAMPLE_RATE))
+    t1 = time.perf_counter()
+    doc = recognise(ctx, event, pcm)
+    t2 = time.perf_counter()
+    uri = transcript_uri(ctx, event.user_id, str(event.task_id))
+    text = ready_event(event, doc, uri).text
+    return {"decode_s": t1 - t0, "asr_s": t2 - t1, "text": text}
+
+
+def direct(clips: list[Clip], ctx: PipelineContext) -> dict[str, Any]:
     """Decode and transcribe each clip in this process, one after another."""
     per_clip = []
     started = time.perf_counter()
-    for clip in clips:
-        t0 = time.perf_counter()
-        pcm = decode(clip.data, AudioExtension(clip.extension), max_duration_s=4 * 3600)
-        t1 = time.perf_counter()
-        transcribe_chunked(backend, pcm.samples, AsrOptions(), CHUNK_S)
-        t2 = time.perf_counter()
-        per_clip.append({"clip": clip.name, "decode_s": t1 - t0, "asr_s": t2 - t1})
+    for clip, event in zip(clips, events_for(clips), strict=True):
+        per_clip.append({"clip": clip.name, **engine_text(ctx, event, clip.data)})
     wall = time.perf_counter() - started
     audio = sum(c.duration_s for c in clips)
     return {"wall_s": wall, "audio_s": audio, "audio_per_wall": audio / wall, "clips": per_clip}
+
+
+def normalise(text: str) -> str:
+    """Lower case, no punctuation (apostrophes dropped, other marks as spaces), single
+    spaces: what WER is computed on, the same for every side."""
+    text = text.lower().replace("'", "").replace("\u2019", "")
+    return " ".join(re.sub(r"[^\w\s]", " ", text).split())
+
+
+def wer(script: str, hypothesis: str) -> float:
+    """Word error rate of ``hypothesis`` against the ``script`` the clip was spoken from."""
+    return float(jiwer.wer(normalise(script), normalise(hypothesis)))
+
+
+async def ready_texts(cfg: StackConfig, task_ids: list[str]) -> dict[str, list[str]]:
+    """The distinct ``text`` values of the TranscriptReady events of ``task_ids`` (read
+    from the beginning of ``transcript.ready``; a redelivered task may have several)."""
+    async with StatusFollower(cfg, "transcript.ready") as ready:
+        await ready.wait(
+            lambda: all(t in ready.by_task for t in task_ids),
+            READY_TIMEOUT_S,
+            f"TranscriptReady of {len(task_ids)} completed tasks",
+        )
+    return {t: list(dict.fromkeys(v["text"] for v in ready.by_task[t])) for t in task_ids}
+
+
+def parity(
+    clips: list[Clip], direct_runs: list[dict[str, Any]], pipeline_texts: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Per clip and repetition: WER of the engine's and the pipeline's text against the
+    script, and whether the two texts are identical.
+
+    ``pipeline_texts``: per repetition, clip name -> the distinct TranscriptReady texts
+    of its task (empty: the task did not complete). A clip's WERs are equal in a
+    repetition when the pipeline gave exactly one text and its WER is the engine's.
+    """
+    per_clip = []
+    for clip in clips:
+        reps = []
+        for d, p in zip(direct_runs, pipeline_texts, strict=True):
+            engine = next(c["text"] for c in d["clips"] if c["clip"] == clip.name)
+            texts = p.get(clip.name, [])
+            pipe_wers = [wer(clip.text, t) for t in texts]
+            engine_wer = wer(clip.text, engine)
+            reps.append(
+                {
+                    "engine_wer": engine_wer,
+                    "pipeline_wer": pipe_wers[0] if pipe_wers else None,
+                    "pipeline_texts": len(texts),
+                    "wer_equal": pipe_wers == [engine_wer],
+                    "identical": texts == [engine],
+                    "engine_text": engine,
+                    "pipeline_text": texts[0] if texts else None,
+                }
+            )
+        per_clip.append(
+            {
+                "clip": clip.name,
+                "duration_s": clip.duration_s,
+                "script_words": len(normalise(clip.text).split()),
+                "wer_equal": all(r["wer_equal"] for r in reps),
+                "identical": all(r["identical"] for r in reps),
+                "reps": reps,
+            }
+        )
+    return {
+        "clips": len(per_clip),
+        "reps": len(direct_runs),
+        "wer_equal_clips": sum(c["wer_equal"] for c in per_clip),
+        "identical_clips": sum(c["identical"] for c in per_clip),
+        "per_clip": per_clip,
+    }
 
 
 def upload(cfg: StackConfig, clips: list[Clip]) -> None:
@@ -120,6 +218,7 @@ async def submit_and_wait(
         tasks[str(ev.task_id)] = {
             "e2e_s": done_at - ev.submitted_at.timestamp(),
             "done_at": done_at,
+            "status": final["status"],
         }
     return {"wall_s": last - t0, "tasks": tasks, "failed": failed}
 
@@ -244,26 +343,27 @@ def run(
     worker, _ = start_worker(cfg, PYTHONUNBUFFERED="1")  # log lines on disk as written
     services.started.append(worker)
     worker_idle = proc_status(worker.pid)
-    backend = WhisperBackend(**ws)
+    ctx = engine_context(cfg)
     # Warm both sides up on the shortest clip (first-call allocations, model pages).
-    transcribe_chunked(
-        backend,
-        decode(clips[0].data, AudioExtension(clips[0].extension)).samples,
-        AsrOptions(),
-        CHUNK_S,
-    )
+    engine_text(ctx, events_for(clips[:1])[0], clips[0].data)
     asyncio.run(submit_and_wait(cfg, events_for(clips[:1])))
-    direct_runs, pipe_runs, gaps = [], [], []
+    direct_runs, pipe_runs, pipe_texts, gaps = [], [], [], []
     for rep in range(reps):  # interleaved, so drifting machine load hits both sides alike
-        d = direct(clips, backend)
+        d = direct(clips, ctx)
         direct_runs.append(d)
         cpu0 = cpu_seconds(worker.pid)
-        p = asyncio.run(submit_and_wait(cfg, events_for(clips)))
+        events = events_for(clips)
+        p = asyncio.run(submit_and_wait(cfg, events))
         p["worker_cpu_s"] = cpu_seconds(worker.pid) - cpu0
         p["audio_s"] = d["audio_s"]
         p["audio_per_wall"] = d["audio_s"] / p["wall_s"]
         gaps += queue_gaps(p["tasks"], work_starts(worker.log_path))
         pipe_runs.append(p)
+        # After the timed window: the text of each clip's TranscriptReady.
+        ids = {str(e.task_id): c.name for c, e in zip(clips, events, strict=True)}
+        done = [t for t in ids if p["tasks"][t]["status"] == "completed"]
+        texts = asyncio.run(ready_texts(cfg, done))
+        pipe_texts.append({ids[t]: v for t, v in texts.items()})
         print(
             f"  pipeline rep {rep + 1}/{reps}: direct {d['wall_s']:.1f} s, "
             f"pipeline {p['wall_s']:.1f} s for {d['audio_s']:.0f} s of audio",
@@ -328,7 +428,8 @@ def run(
     return {
         "clips": [{"name": c.name, "duration_s": c.duration_s} for c in clips],
         "audio_s": sum(c.duration_s for c in clips),
-        "whisper": {**ws, "chunk_s": CHUNK_S, "model": backend.model},
+        "whisper": {**ws, "chunk_s": ctx.settings.asr.chunk_s, "model": ctx.backend.model},
+        "parity": parity(clips, direct_runs, pipe_texts),
         "direct": {
             "wall_s": spread([d["wall_s"] for d in direct_runs]),
             "audio_per_wall": spread([d["audio_per_wall"] for d in direct_runs]),

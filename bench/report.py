@@ -131,6 +131,49 @@ def _latency_lines(lat: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def _parity_headline(par: dict[str, Any] | None) -> list[str]:
+    if not par:
+        return []
+    n, eq = par["clips"], par["wer_equal_clips"]
+    return [
+        f"| pipeline WER = engine WER on every clip | equal on {eq} of {n} clips (texts "
+        f"identical on {par['identical_clips']}) | | | = on every clip | {_met(eq == n)} |"
+    ]
+
+
+def _values(xs: list[float | None]) -> str:
+    """Each repetition's WER, once when all agree."""
+    shown = ["-" if x is None else f"{x:.3f}" for x in xs]
+    return shown[0] if len(set(shown)) == 1 else " / ".join(shown)
+
+
+def _parity_lines(par: dict[str, Any] | None) -> list[str]:
+    if not par:
+        return []
+    lines = [
+        "Does the pipeline hear what the engine hears? Each clip's `text` from the "
+        "pipeline's TranscriptReady event against the direct side's text, the worker's own "
+        "`ready_event` text of its `recognise` result; WER of each against the script "
+        "espeak-ng read (jiwer, both lower-cased, punctuation removed; whisper writes "
+        "numbers as digits, `62-year-old`, which count as errors against the script's words "
+        f"on both sides alike), in each repetition ({par['reps']}; values separated by / "
+        "where they differ).",
+        "",
+        "| clip | audio s | script words | engine WER | pipeline WER | WER equal | "
+        "texts identical |",
+        "| --- | ---: | ---: | ---: | ---: | --- | --- |",
+    ]
+    for c in par["per_clip"]:
+        reps = c["reps"]
+        lines.append(
+            f"| {c['clip']} | {c['duration_s']:.1f} | {c['script_words']} | "
+            f"{_values([r['engine_wer'] for r in reps])} | "
+            f"{_values([r['pipeline_wer'] for r in reps])} | {_met(c['wer_equal'])} | "
+            f"{_met(c['identical'])} |"
+        )
+    return [*lines, ""]
+
+
 def _profile_table(prof: dict[str, Any]) -> list[str]:
     if not prof or "shares" not in prof:
         return [f"(no profile: {prof.get('error', 'not run') if prof else 'not run'})", ""]
@@ -218,6 +261,7 @@ def markdown(results: dict[str, Any], pngs: list[str]) -> str:
             f"{p['wall_s']['median']:.1f} s ({p['audio_per_wall']['median']:.1f} audio s/s) | "
             f"{d['wall_s']['median']:.1f} s ({d['audio_per_wall']['median']:.1f} audio s/s) | "
             f"{ratio:.2f}x | <= 1.05x | {_met(ratio <= 1.05)} |",
+            *_parity_headline(pipe.get("parity")),
             f"| per-task overhead (end-to-end minus ASR) p50 | {o['p50_ms']:.0f} ms | | | "
             f"<= 100 ms | {_met(o['p50_ms'] <= 100)} |",
             f"| per-task overhead p99 ({o['tasks']} tasks) | {o['p99_ms']:.0f} ms | | | "
@@ -322,8 +366,10 @@ def markdown(results: dict[str, Any], pngs: list[str]) -> str:
             "",
             f"Clips (espeak-ng, m4a/AAC): {clips}; {pipe['audio_s']:.0f} s in all. Backend: "
             f"{w['model']}, beam {w['beam_size']}, {w['cpu_threads']} CPU threads, chunks of "
-            f"{w['chunk_s']:.0f} s, no vocabulary, for both sides. Direct: in one process, "
-            "decode (PyAV) then `processors.chunking.transcribe_chunked` per clip, one after "
+            f"{w['chunk_s']:.0f} s, no vocabulary, for both sides. Direct (the engine given the "
+            "file): in one process, faster-whisper's own `decode_audio` of the clip's bytes, "
+            "then the worker's `processors.pipeline.recognise` (`transcribe_chunked` with the "
+            "context the worker builds, `processors.startup.build_context`) per clip, one after "
             "another. Pipeline: AudioSubmitted events published straight to Kafka (acks=all), "
             "one worker (`python -m processors`, 2 partitions), wall = first publish to the last "
             "`completed` status's `occurred_at`. Runs interleaved (direct, pipeline, direct, …).",
@@ -336,6 +382,7 @@ def markdown(results: dict[str, Any], pngs: list[str]) -> str:
             f"| worker CPU s per run | | {_s(p['worker_cpu_s'], '{:.1f}')} |",
             f"| failed tasks | | {p['failed']} |",
             "",
+            *_parity_lines(pipe.get("parity")),
             f"Per-task overhead: {o['tasks']} tasks ({', '.join(o['latency_clips'])}) submitted "
             "one at a time (no queueing); overhead = end-to-end (`completed.occurred_at` - "
             "`submitted_at`) minus the ASR stage time the worker logged for that task "
