@@ -8,7 +8,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from bench import scaling, status_scale, worker_state
+from bench import scaling, soak, status_scale, worker_state
 from bench.common import mb
 
 LABELS = {
@@ -314,6 +314,13 @@ def markdown(results: dict[str, Any], pngs: list[str]) -> str:
                 f"{base['worker_cpu_per_audio_s']['median']:.4f} s | {gain['cpu_ratio']:.2f}x | "
                 f"unchanged (<= 1.1x) | {_met(gain['cpu_ratio'] <= 1.1)} |",
             ]
+    sk = results.get("soak")
+    if sk:
+        headline.append(
+            f"| SIGKILL series, 32 in flight: runs passed in a row | {sk['in_a_row']} of "
+            f"{sk['total']} ({sk['passed']} passed, {sk['lost']} tasks lost) | | | 10 of 10 | "
+            f"{_met(sk['in_a_row'] >= 10 and sk['lost'] == 0)} |"
+        )
     out += [*headline, ""]
     out += [f"![{n}]({n})" for n in pngs] + [""]
     if sub:
@@ -456,6 +463,8 @@ def markdown(results: dict[str, Any], pngs: list[str]) -> str:
         out += status_scale.section(results["status_scale"])
     if results.get("worker_state"):
         out += worker_state.section(results["worker_state"])
+    if sk:
+        out += soak.section(sk)
     out += ["## Findings", "", *results.get("findings", []), ""]
     out += ["## Commands", "", "```", *results["commands"], "```", ""]
     return "\n".join(out)

@@ -16,11 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import pipeline, report, scaling, status_scale, submission, worker_state
+from bench import pipeline, report, scaling, soak, status_scale, submission, worker_state
 from bench.clips import make_clips
 from bench.common import Services, machine
 
 RESULTS = Path(__file__).parent / "results"
+SECTIONS = ("submission", "pipeline", "scaling", "status_scale", "worker_state", "soak")
 
 
 def _params(quick: bool) -> dict[str, Any]:
@@ -38,6 +39,7 @@ def _params(quick: bool) -> dict[str, Any]:
             "status_levels": [2000],
             "status_seconds": 1,
             "worker_levels": [],  # the worker-table scenario takes minutes even when small
+            "soak_runs": 0,  # each run is minutes: the SIGKILL series is the full bench's
         }
     return {
         "levels": [8, 32, 64],
@@ -54,6 +56,7 @@ def _params(quick: bool) -> dict[str, Any]:
         "status_levels": [100_000, 500_000, 2_000_000],  # finished tasks on task.status
         "status_seconds": 10,
         "worker_levels": [100_000, 500_000, 2_000_000],  # finished tasks in the table's changelog
+        "soak_runs": 10,  # the SIGKILL series at 32 in flight (issue item 1: 10 in a row)
     }
 
 
@@ -148,7 +151,8 @@ def main() -> int:
     parser.add_argument(
         "--only",
         nargs="*",
-        default=["submission", "pipeline", "scaling", "status_scale", "worker_state"],
+        choices=SECTIONS,
+        default=list(SECTIONS),
     )
     args = parser.parse_args()
     for tool in ("wrk", "redis-server", "espeak-ng", "java"):
@@ -212,6 +216,10 @@ def main() -> int:
     finally:
         services.stop()
         shutil.rmtree(work, ignore_errors=True)
+    if p["soak_runs"] and "soak" in args.only:
+        # After the bench's own services are down: each run starts its own broker and S3.
+        print(f"6. SIGKILL series, {p['soak_runs']} runs", flush=True)
+        results["soak"] = soak.run(raw / "soak", p["soak_runs"])
     results["total_s"] = time.monotonic() - started
     results["loadavg_end"] = os.getloadavg()
     results["findings"] = _findings(results)

@@ -55,4 +55,13 @@ def test_quick_bench_writes_report(
     assert pipe["pipeline"]["failed"] == 0
     assert pipe["overhead"]["tasks"] > 0
     assert pipe["worker_memory"]["after_load"]["VmHWM"] > 0
+    parity = pipe["parity"]
+    assert parity["clips"] == len(pipe["clips"]) and parity["reps"] >= 1
+    for clip in parity["per_clip"]:
+        assert clip["script_words"] > 0
+        for rep in clip["reps"]:
+            assert rep["engine_text"] and rep["pipeline_texts"] == 1, (clip["clip"], rep)
+            assert 0 <= rep["engine_wer"] and 0 <= rep["pipeline_wer"]
+    assert "| pipeline WER = engine WER on every clip | equal on " in report
+    assert "| clip | audio s | script words | engine WER | pipeline WER |" in report
     assert sub["api_memory"]["after_load"]["VmHWM"] > 0
