@@ -4,6 +4,7 @@ from typing import Any, cast
 
 import faust
 
+from processors import fetch_guard
 from processors.agents import TaskProcessor
 from processors.faust_config import app_settings, install_fetch_wait
 from processors.health import Readiness, register_routes
@@ -76,6 +77,7 @@ def create_app(ctx: PipelineContext) -> tuple[faust.App, TaskProcessor]:
     offsets = OffsetGuard(app, (topics.submitted, topics.retry))
     offsets.install()
     install_fetch_wait(app.consumer, settings.worker.fetch_max_wait_ms)
+    fetch_guard.install(app.consumer)
     liveness = Liveness()
     processor = TaskProcessor(
         ctx,
