@@ -159,10 +159,10 @@ def section(soak: dict[str, Any]) -> list[str]:
     out = [
         "## SIGKILL series, 32 tasks in flight per worker (issue item 1)",
         "",
-        f"`{soak['command']}`, {soak['total']} times, each run a fresh pytest process (its "
-        "own broker, S3 endpoint, Riva-protocol batching server and two workers; one worker "
-        "SIGKILLed after 40 of 200 tasks are final), all runs made whatever fails, each "
-        f"limited to {soak['timeout_s']:.0f} s. Figures are the test's own result line; "
+        f"`{soak['command']}`: {soak['total']} runs, each a fresh pytest process (its own "
+        "broker, S3 endpoint, Riva-protocol batching server and two workers, one of them "
+        "SIGKILLed mid-run), all made whatever fails, each limited to "
+        f"{soak['timeout_s']:.0f} s. Figures are the test's own result line; "
         "guard re-reads: the offset guard's warning counted in both workers' logs. "
         f"Passed {soak['passed']} of {soak['total']}, {soak['in_a_row']} in a row from the "
         f"first; {soak['lost']} tasks lost in the runs that reported.",
