@@ -75,7 +75,14 @@ def direct(clips: list[Clip], ctx: PipelineContext) -> dict[str, Any]:
         per_clip.append({"clip": clip.name, **engine_text(ctx, event, clip.data)})
     wall = time.perf_counter() - started
     audio = sum(c.duration_s for c in clips)
-    return {"wall_s": wall, "audio_s": audio, "audio_per_wall": audio / wall, "clips": per_clip}
+    decode = sum(c["decode_s"] for c in per_clip)
+    return {
+        "wall_s": wall,
+        "decode_s": decode,
+        "audio_s": audio,
+        "audio_per_wall": audio / wall,
+        "clips": per_clip,
+    }
 
 
 def normalise(text: str) -> str:
@@ -433,6 +440,7 @@ def run(
         "direct": {
             "wall_s": spread([d["wall_s"] for d in direct_runs]),
             "audio_per_wall": spread([d["audio_per_wall"] for d in direct_runs]),
+            "decode_s": spread([d["decode_s"] for d in direct_runs]),
             "runs": direct_runs,
         },
         "pipeline": {

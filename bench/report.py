@@ -387,6 +387,15 @@ def markdown(results: dict[str, Any], pngs: list[str]) -> str:
             f"| audio s per wall s | {_s(d['audio_per_wall'], '{:.2f}')} | "
             f"{_s(p['audio_per_wall'], '{:.2f}')} |",
             f"| worker CPU s per run | | {_s(p['worker_cpu_s'], '{:.1f}')} |",
+            *(
+                [
+                    "| of the wall, decode s (direct: faster-whisper's `decode_audio`, which "
+                    "collects garbage per call; the worker's: stage p50 below) | "
+                    f"{_s(d['decode_s'], '{:.2f}')} | |"
+                ]
+                if "decode_s" in d
+                else []
+            ),
             f"| failed tasks | | {p['failed']} |",
             "",
             *_parity_lines(pipe.get("parity")),
