@@ -45,7 +45,7 @@ test: system-deps $(VENV)/.installed kafka-jars  ## the whole suite against real
 soak: system-deps $(VENV)/.installed kafka-jars  ## the SIGKILL series at 32 tasks in flight, 10 runs in a row
 	for run in 1 2 3 4 5 6 7 8 9 10; do \
 	  echo "== soak run $$run"; \
-	  $(BIN)/python -m pytest -m soak tests/integration/reliability/test_crash.py || exit 1; \
+	  $(BIN)/python -m pytest -s -q -k 32_tasks_in_flight tests/integration/reliability/test_crash.py || exit 1; \
 	done
 
 test-unit: $(VENV)/.installed  ## unit tests only (no network)

@@ -44,7 +44,7 @@ SUMMARY = re.compile(r"^(?:FAILED|ERROR) .*$|^[= ]*\d+ (?:passed|failed|error).*
 
 def command() -> list[str]:
     """The pytest command of one run (``-s``: the test's result line reaches stdout)."""
-    flags = ["-m", "soak", "-s", "-q", "-p", "no:cacheprovider"]
+    flags = ["-s", "-q", "-p", "no:cacheprovider"]
     return [sys.executable, "-m", "pytest", *flags, TEST]
 
 
