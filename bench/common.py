@@ -5,7 +5,7 @@ import platform
 import statistics
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,3 +138,29 @@ def tool(name: str) -> str | None:
 
     local = Path(sys.executable).parent / name
     return str(local) if local.exists() else shutil.which(name)
+
+
+def py_spy(pid: int, out: Path, during: Callable[[], object], *, rate: int, threads: bool) -> str:
+    """Record ``pid`` with py-spy (raw stacks to ``out``) while ``during()`` runs.
+
+    Returns "" when ``out`` was written, else why not (py-spy missing or its error).
+    """
+    import signal
+
+    spy_bin = tool("py-spy")
+    if not spy_bin:
+        return "py-spy not installed"
+    argv = [spy_bin, "record", "-p", str(pid), "-r", str(rate), "-f", "raw", "-o", str(out)]
+    argv += ["--nonblocking", *(["--threads"] if threads else [])]
+    spy = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1.0)  # py-spy attaches; it says nothing when it has
+    try:
+        during()
+    finally:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its output and exits
+        try:
+            _, err = spy.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+            err = b""
+    return "" if out.exists() else (err.decode(errors="replace")[-500:] or "no output")

@@ -8,7 +8,6 @@ import itertools
 import json
 import os
 import re
-import subprocess
 import time
 from collections import Counter
 from datetime import datetime
@@ -20,7 +19,15 @@ import jiwer
 from faster_whisper import decode_audio
 
 from bench.clips import Clip
-from bench.common import Services, cpu_seconds, median, percentile, proc_status, spread, tool
+from bench.common import (
+    Services,
+    cpu_seconds,
+    median,
+    percentile,
+    proc_status,
+    py_spy,
+    spread,
+)
 from processors.audio import SAMPLE_RATE, Pcm
 from processors.pipeline import PipelineContext, recognise, transcript_uri
 from processors.results import ready_event
@@ -278,6 +285,7 @@ WORKER_RULES = (
     ("ASR (CTranslate2 / faster-whisper)", ("faster_whisper", "ctranslate2")),
     ("audio decode (PyAV)", ("processors/audio.py",)),
     ("S3 (boto3/botocore)", ("botocore", "boto3", "urllib3")),
+    ("Riva client (gRPC)", ("riva/client", "grpc")),
     ("Kafka client (aiokafka)", ("aiokafka",)),
     ("Faust / mode (streams, tables, commits)", ("faust/", "mode/")),
     ("JSON / pydantic (events, documents)", ("pydantic", "json/")),
@@ -397,38 +405,16 @@ def run(
         flush=True,
     )
     prof: dict[str, Any] = {}
-    if profile and tool("py-spy"):
+    if profile:
         prof_raw = raw / "worker-profile.txt"
-        spy = subprocess.Popen(
-            [
-                str(tool("py-spy")),
-                "record",
-                "-p",
-                str(worker.pid),
-                "-r",
-                "50",
-                "-f",
-                "raw",
-                "-o",
-                str(prof_raw),
-                "--nonblocking",
-                "--threads",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+        why_not = py_spy(
+            worker.pid,
+            prof_raw,
+            lambda: asyncio.run(submit_and_wait(cfg, events_for(clips[: max(2, len(clips) - 1)]))),
+            rate=50,
+            threads=True,
         )
-        time.sleep(1.0)  # py-spy attaches
-        asyncio.run(submit_and_wait(cfg, events_for(clips[: max(2, len(clips) - 1)])))
-        spy.send_signal(2)  # SIGINT: py-spy writes its output and exits
-        try:
-            _, err = spy.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            spy.kill()
-            err = b""
-        if prof_raw.exists():
-            prof = summarise_profile(prof_raw)
-        else:
-            prof = {"error": err.decode(errors="replace")[-500:]}
+        prof = {"error": why_not} if why_not else summarise_profile(prof_raw)
     worker.terminate()
     services.started.remove(worker)
     direct_asr = {c["clip"]: c["asr_s"] for d in direct_runs for c in d["clips"]}

@@ -450,6 +450,15 @@ def markdown(results: dict[str, Any], pngs: list[str]) -> str:
                 f"{_s(c['server_cpu_per_audio_s'], '{:.3f}')} | {c['failed']} |"
             )
         out += ["", *results.get("scaling_notes", []), ""]
+        for c in sc["configs"]:
+            if c.get("profile"):
+                out += [
+                    f"Worker profile, {c['backend']}, {c['workers']} worker, "
+                    f"{c.get('in_flight', 1)} in flight (py-spy, 50 Hz, all threads, during one "
+                    "more unmeasured batch): where its CPU goes when it is the limit.",
+                    "",
+                    *_profile_table(c["profile"]),
+                ]
     if sub or pipe:
         out += ["## 4. Memory", "", "| process | idle RSS | peak RSS (VmHWM) under load | target |",
                 "| --- | ---: | ---: | --- |"]  # fmt: skip

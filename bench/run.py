@@ -200,7 +200,7 @@ def main() -> int:
             print("3. scaling", flush=True)
             c30 = next(c for c in clips if 25 <= c.duration_s <= 40)
             results["scaling"] = scaling.run(
-                services, [c30] * p["whisper_tasks"], c30, clips[:1], p["scaling_reps"]
+                services, [c30] * p["whisper_tasks"], c30, clips[:1], p["scaling_reps"], raw
             )
             results["scaling_notes"] = _scaling_notes(results["scaling"])
         if "status_scale" in args.only:

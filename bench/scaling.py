@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.clips import Clip
-from bench.common import Services, cpu_seconds, spread
-from bench.pipeline import events_for, submit_and_wait, upload
+from bench.common import Services, cpu_seconds, py_spy, spread
+from bench.pipeline import events_for, submit_and_wait, summarise_profile, upload
 from tests.fixtures.kafka_broker import free_port
 from tests.fixtures.processes import ManagedProcess, python_module
 from tests.fixtures.riva_server import BatchModel
@@ -62,6 +62,7 @@ def _config(
     reps: int,
     env: dict[str, str],
     extra_pids: list[int],
+    profile_to: Path | None = None,
 ) -> dict[str, Any]:
     cfg: StackConfig = services.stack(partitions=PARTITIONS)
     upload(cfg, clips + warm)
@@ -90,10 +91,21 @@ def _config(
                 "failed": r["failed"],
             }
         )
+    profile: dict[str, Any] = {}
+    if profile_to is not None:  # one more batch, not measured: where the worker's CPU goes
+        why_not = py_spy(
+            procs[0].pid,
+            profile_to,
+            lambda: asyncio.run(submit_and_wait(cfg, events_for(clips), partitions=PARTITIONS)),
+            rate=50,
+            threads=True,
+        )
+        profile = {"error": why_not} if why_not else summarise_profile(profile_to)
     for proc in procs:
         proc.terminate()
         services.started.remove(proc)
     return {
+        "profile": profile,
         "workers": workers,
         "in_flight": int(env.get("MEDVOICE_WORKER__MAX_IN_FLIGHT", "1")),
         "audio_s": audio,
@@ -121,6 +133,7 @@ def run(
     riva_clip: Clip,
     warm: list[Clip],
     reps: int,
+    raw: Path,
     model: BatchModel | None = None,
 ) -> dict[str, Any]:
     """Measure every configuration; returns the section's data."""
@@ -143,7 +156,8 @@ def run(
             "MEDVOICE_WORKER__MAX_IN_FLIGHT": str(in_flight),
         }
         tasks = max(MIN_TASKS, 4 * workers * in_flight)
-        res = _config(services, [riva_clip] * tasks, warm, workers, reps, env, [riva.pid])
+        prof = raw / "worker-profile-riva-32.txt" if (workers, in_flight) == (1, 32) else None
+        res = _config(services, [riva_clip] * tasks, warm, workers, reps, env, [riva.pid], prof)
         res["backend"] = BACKEND_RIVA
         out["configs"].append(res)
         print(

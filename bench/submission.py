@@ -13,7 +13,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from bench.common import Services, cpu_seconds, proc_status, spread, tool
+from bench.common import Services, cpu_seconds, proc_status, py_spy, spread
 from producer_api.settings import ApiOptions
 from tests.fixtures.driver import put_audio
 from tests.fixtures.kafka_broker import free_port
@@ -112,38 +112,16 @@ async def _read_submitted(bootstrap: str, topic: str, expected: set[str]) -> tup
 
 def _profile_api(pid: int, url: str, path: str, token: str, raw: Path) -> dict[str, Any]:
     """py-spy on the API during a 32-connection wrk run (not one of the measured runs)."""
-    import signal
-
-    if not tool("py-spy"):
-        return {"error": "py-spy not installed"}
     out = raw / "api-profile.txt"
-    spy = subprocess.Popen(
-        [
-            str(tool("py-spy")),
-            "record",
-            "-p",
-            str(pid),
-            "-r",
-            "100",
-            "-f",
-            "raw",
-            "-o",
-            str(out),
-            "--nonblocking",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    why_not = py_spy(
+        pid,
+        out,
+        lambda: run_wrk(url, path, token, 32, 5, raw / "wrk-profile.json"),
+        rate=100,
+        threads=False,
     )
-    time.sleep(1.0)  # py-spy attaches
-    run_wrk(url, path, token, 32, 5, raw / "wrk-profile.json")
-    spy.send_signal(signal.SIGINT)  # py-spy writes its output and exits
-    try:
-        _, err = spy.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        spy.kill()
-        err = b""
-    if not out.exists():
-        return {"error": err.decode(errors="replace")[-500:]}
+    if why_not:
+        return {"error": why_not}
     return summarise_api_profile(out)
 
 
