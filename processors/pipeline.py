@@ -43,7 +43,10 @@ class PipelineContext:
     ``MEDVOICE_WORKER__MAX_IN_FLIGHT``; a backend with ``parallel_chunks`` > 1 sends a
     recording's chunks together from there)."""
     io_executor: Executor
-    """Pool for blocking S3 calls and decoding."""
+    """Pool for blocking S3 calls."""
+    decode_executor: Executor
+    """Pool for decoding (``MEDVOICE_WORKER__DECODE_CONCURRENCY`` threads): PyAV holds the
+    GIL for most of a decode, so more decodes at once than cores only add contention."""
     vocabulary: Vocabulary | None = None
 
 
@@ -215,9 +218,11 @@ async def run(ctx: PipelineContext, event: AudioSubmitted) -> tuple[TranscriptDo
         data = await _blocking(ctx.io_executor, partial(fetch_audio, ctx, key))
     max_audio_s = ctx.settings.worker.max_audio_s
     with metrics.stage("decode", backend, timings):
-        await _blocking(ctx.io_executor, partial(admit, data, event.file_extension, max_audio_s))
+        await _blocking(
+            ctx.decode_executor, partial(admit, data, event.file_extension, max_audio_s)
+        )
         pcm = await _blocking(
-            ctx.io_executor,
+            ctx.decode_executor,
             partial(decode, data, event.file_extension, max_duration_s=max_audio_s),
         )
     del data

@@ -17,7 +17,7 @@ class WorkerOptions(BaseModel):
     web_port: int = Field(default=6066, ge=1, le=65535)
     store: str = "memory://"  # production: rocksdb:// (local state survives a restart)
     data_dir: Path = Path("/tmp/medvoice-worker")  # noqa: S108 - Faust's table dir; k8s mounts a volume
-    decode_concurrency: int = Field(default=2, ge=1)
+    decode_concurrency: int = Field(default=1, ge=1)
     # Records of a work topic handled at once by one worker (per agent; one task's records
     # never run together). 1 suits CPU whisper; a GPU Riva server batches concurrent
     # requests, so e.g. 32 there.

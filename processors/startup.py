@@ -8,6 +8,8 @@ from processors.pipeline import PipelineContext
 from processors.settings import WorkerSettings
 from processors.vocabulary import load_vocabulary
 
+IO_THREADS = 4  # blocking S3 calls (download, transcript upload and read, readiness)
+
 
 def build_context(settings: WorkerSettings) -> PipelineContext:
     """Load the ASR backend and vocabulary and open the thread pools."""
@@ -20,8 +22,9 @@ def build_context(settings: WorkerSettings) -> PipelineContext:
         backend=make_backend(settings),
         # One ASR call per task in flight (MEDVOICE_WORKER__MAX_IN_FLIGHT, processors.agents).
         asr_executor=ThreadPoolExecutor(settings.worker.max_in_flight, thread_name_prefix="asr"),
-        io_executor=ThreadPoolExecutor(
-            settings.worker.decode_concurrency + 4, thread_name_prefix="io"
+        io_executor=ThreadPoolExecutor(IO_THREADS, thread_name_prefix="io"),
+        decode_executor=ThreadPoolExecutor(
+            settings.worker.decode_concurrency, thread_name_prefix="decode"
         ),
         vocabulary=vocabulary,
     )

@@ -51,7 +51,7 @@ def context(settings: WorkerSettings) -> PipelineContext:
     assert isinstance(backend, WhisperBackend)
     pool = ThreadPoolExecutor(1)
     # recognise() touches neither S3 nor the executors.
-    return PipelineContext(settings, cast(Any, None), backend, pool, pool)
+    return PipelineContext(settings, cast(Any, None), backend, pool, pool, pool)
 
 
 @pytest.fixture(scope="module")
