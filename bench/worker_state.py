@@ -20,6 +20,7 @@ the retention: they are deleted with changelog tombstones).
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import time
 import uuid
@@ -151,8 +152,15 @@ def _worker(cfg: StackConfig, name: str, store: str, state: Path, **env: str) ->
     }
 
 
+def _fresh(path: Path) -> Path:
+    """``path`` emptied: a store left by an earlier bench run would make a "cold" start warm
+    (Faust then refuses it: its persisted offsets are past the new changelog's end)."""
+    shutil.rmtree(path, ignore_errors=True)
+    return path
+
+
 def _measure(cfg: StackConfig, level: int, raw: Path, sweep_s: float) -> dict[str, Any]:
-    state = raw / f"state-{level}"
+    state = _fresh(raw / f"state-{level}")
     row: dict[str, Any] = {"tasks": level}
     cold = _worker(cfg, f"worker-cold-{level}", "rocksdb://", state)
     cold.pop("proc").terminate()
@@ -174,7 +182,7 @@ def _measure(cfg: StackConfig, level: int, raw: Path, sweep_s: float) -> dict[st
     finally:
         proc.terminate()
     row["warm"] = warm
-    memory = _worker(cfg, f"worker-memory-{level}", "memory://", raw / f"mem-{level}")
+    memory = _worker(cfg, f"worker-memory-{level}", "memory://", _fresh(raw / f"mem-{level}"))
     memory.pop("proc").terminate()
     row["memory"] = memory
     return row
@@ -186,7 +194,8 @@ def run(services: Services, raw: Path, levels: list[int], sweep_s: float = 20.0)
     started = (time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), os.getloadavg()[0])
     sizes: dict[str, Any] = {}
     # The worker's own start with an empty table: what every start below also takes.
-    empty = _worker(services.stack(partitions=PARTITIONS), "worker-empty", "rocksdb://", raw / "e")
+    empty_cfg = services.stack(partitions=PARTITIONS)
+    empty = _worker(empty_cfg, "worker-empty", "rocksdb://", _fresh(raw / "e"))
     empty.pop("proc").terminate()
     print(f"   worker table empty: {json.dumps(empty)}", flush=True)
     # Bytes per entry before (Faust's JSON) and after, in the changelog and on disk.
@@ -196,7 +205,7 @@ def run(services: Services, raw: Path, levels: list[int], sweep_s: float = 20.0)
         asyncio.run(create_topic(cfg.bootstrap, topic, PARTITIONS, cleanup_policy="compact"))
         count = min(levels)
         _, size = asyncio.run(fill(cfg.bootstrap, topic, 0, count, json_format=fmt == "json"))
-        state = raw / f"format-{fmt}"
+        state = _fresh(raw / f"format-{fmt}")
         w = _worker(cfg, f"worker-format-{fmt}", "rocksdb://", state)
         w.pop("proc").terminate()
         sizes[fmt] = {
