@@ -24,6 +24,8 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+from aiokafka.errors import IllegalStateError
+
 from processors.offsets import IncompatibleFaust
 
 log = logging.getLogger(__name__)
@@ -87,7 +89,10 @@ async def _put_back(thread: Any, firsts: Mapping[Any, int]) -> None:
     for tp, first in firsts.items():
         if tp not in assigned:
             continue  # revoked: its next owner reads from the commit
-        position = await kafka.position(tp)
+        try:
+            position = await kafka.position(tp)
+        except IllegalStateError:
+            continue  # revoked while the position was read: nothing to put back
         if position > first:
             kafka.seek(tp, first)
             log.info(
