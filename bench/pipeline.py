@@ -42,12 +42,6 @@ TASK_TIMEOUT_S = 600.0
 READY_TIMEOUT_S = 60.0  # TranscriptReady is acknowledged before the completed status
 
 
-def whisper_settings(cfg: StackConfig) -> dict[str, int]:
-    """Beam and threads the worker of ``cfg`` uses (so the direct run matches it)."""
-    whisper = worker_settings(cfg).whisper
-    return {"beam_size": whisper.beam_size, "cpu_threads": whisper.cpu_threads}
-
-
 def worker_settings(cfg: StackConfig) -> WorkerSettings:
     """The settings the worker of ``cfg`` reads from its environment."""
     with mock.patch.dict(os.environ, cfg.env()):
@@ -354,7 +348,6 @@ def run(
     """Measure the pipeline section; returns its data."""
     cfg = services.stack(partitions=2)
     upload(cfg, clips + latency_clips)
-    ws = whisper_settings(cfg)
     worker, _ = start_worker(cfg, PYTHONUNBUFFERED="1")  # log lines on disk as written
     services.started.append(worker)
     worker_idle = proc_status(worker.pid)
@@ -421,7 +414,12 @@ def run(
     return {
         "clips": [{"name": c.name, "duration_s": c.duration_s} for c in clips],
         "audio_s": sum(c.duration_s for c in clips),
-        "whisper": {**ws, "chunk_s": ctx.settings.asr.chunk_s, "model": ctx.backend.model},
+        "whisper": {
+            "beam_size": ctx.settings.whisper.beam_size,
+            "cpu_threads": ctx.settings.whisper.cpu_threads,
+            "chunk_s": ctx.settings.asr.chunk_s,
+            "model": ctx.backend.model,
+        },
         "parity": parity(clips, direct_runs, pipe_texts),
         "direct": {
             "wall_s": spread([d["wall_s"] for d in direct_runs]),
