@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 from schemas.events import TaskStatusChanged, TranscriptSummary
 from schemas.ids import transcript_object_key
 from schemas.status import TaskStatus
-from schemas.transcript import ChunkingInfo, TranscriptDocument
+from tests.fixtures.documents import transcript_document
 from tests.fixtures.fake_api import M4A_HEAD
 from tests.fixtures.stack import StackConfig, start_api
 
@@ -61,17 +61,7 @@ async def completed_task(cfg: StackConfig, user: str) -> str:
     """Publish a completed status for a new task of ``user`` and store its transcript."""
     task_id = uuid.uuid4()
     key = transcript_object_key(user, task_id)
-    doc = TranscriptDocument(
-        task_id=task_id,
-        user_id=user,
-        text=f"secret words of {user}",
-        language="en",
-        duration_s=1.0,
-        backend="test",
-        model="test",
-        segments=[],
-        chunking=ChunkingInfo(max_chunk_s=60.0),
-    )
+    doc = transcript_document(task_id, user, f"secret words of {user}")
     cfg.s3().put_object(Bucket=cfg.bucket, Key=key, Body=doc.model_dump_json().encode())
     change = TaskStatusChanged(
         task_id=task_id,

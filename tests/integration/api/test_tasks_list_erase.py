@@ -17,7 +17,7 @@ import pytest
 from schemas.events import TaskStatusChanged, TranscriptSummary
 from schemas.ids import audio_object_key, transcript_object_key
 from schemas.status import TaskStatus
-from schemas.transcript import ChunkingInfo, TranscriptDocument
+from tests.fixtures.documents import transcript_document
 from tests.fixtures.processes import ManagedProcess
 from tests.fixtures.stack import POLL_S, StackConfig, start_api
 from tests.fixtures.topic_reader import produce, read_to_end
@@ -58,21 +58,7 @@ def status(user: str, n: int, state: TaskStatus) -> TaskStatusChanged:
 
 
 def document(change: TaskStatusChanged) -> bytes:
-    return (
-        TranscriptDocument(
-            task_id=change.task_id,
-            user_id=change.user_id,
-            text="hello there",
-            language="en",
-            duration_s=1.0,
-            backend="fake",
-            model="fake",
-            segments=[],
-            chunking=ChunkingInfo(max_chunk_s=60.0),
-        )
-        .model_dump_json()
-        .encode()
-    )
+    return transcript_document(change.task_id, change.user_id).model_dump_json().encode()
 
 
 def wait_until(check: Any, what: str, timeout_s: float = 30.0) -> None:

@@ -34,8 +34,8 @@ from producer_api.streams import StreamSlots
 from schemas.events import TaskStatusChanged, TranscriptSummary
 from schemas.ids import transcript_object_key
 from schemas.status import TaskStatus
-from schemas.transcript import ChunkingInfo, TranscriptDocument
 from tests.fixtures import tokens
+from tests.fixtures.documents import transcript_document
 from tests.fixtures.fake_api import FakePublisher, FakeStorage
 
 SECRET = tokens.new_secret()
@@ -84,17 +84,7 @@ class Served:
 
     def _transcript(self) -> TranscriptSummary:
         key = transcript_object_key(OWNER, self.task_id)
-        doc = TranscriptDocument(
-            task_id=self.task_id,
-            user_id=OWNER,
-            text="hello there",
-            language="en",
-            duration_s=1.0,
-            backend="fake",
-            model="fake",
-            segments=[],
-            chunking=ChunkingInfo(max_chunk_s=60.0),
-        )
+        doc = transcript_document(self.task_id, OWNER)
         self.storage.objects[key] = doc.model_dump_json().encode()
         return TranscriptSummary(
             language="en", duration_s=1.0, word_count=2, transcript_uri=f"s3://fake/{key}"

@@ -20,7 +20,8 @@ from processors.settings import WorkerOptions, WorkerSettings
 from schemas.events import AudioSubmitted
 from schemas.ids import AudioExtension
 from schemas.topics import Topics
-from schemas.transcript import ChunkingInfo, TranscriptDocument
+from schemas.transcript import TranscriptDocument
+from tests.fixtures.documents import transcript_document
 
 SUBMITTED = "t.audio.submitted"
 RETRY = "t.audio.submitted.retry"
@@ -93,17 +94,7 @@ Run = Callable[[PipelineContext, AudioSubmitted], Awaitable[tuple[TranscriptDocu
 
 
 def document(sub: AudioSubmitted, text: str = "Blood pressure is normal.") -> TranscriptDocument:
-    return TranscriptDocument(
-        task_id=sub.task_id,
-        user_id=sub.user_id,
-        text=text,
-        language="en",
-        duration_s=2.0,
-        backend="unit",
-        model="unit",
-        segments=[],
-        chunking=ChunkingInfo(max_chunk_s=60.0),
-    )
+    return transcript_document(sub.task_id, sub.user_id, text, duration_s=2.0)
 
 
 async def transcribes(ctx: PipelineContext, sub: AudioSubmitted) -> tuple[TranscriptDocument, bool]:
