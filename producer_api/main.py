@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
 from medvoice_common import s3
+from medvoice_common.heap import freeze_startup_heap
 from medvoice_common.s3_probe import ObjectProbe
 from medvoice_common.startup import wait_for_kafka, wait_for_s3
 from producer_api.auth import TokenVerifier
@@ -49,6 +50,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await _start_dependencies(app, settings)
     log.info("api ready", extra={"bootstrap": settings.kafka.bootstrap})
     app.state.sse_slots.watch_signals()  # event streams end when the server shuts down
+    freeze_startup_heap()  # full collections skip what start-up built (p99, CPU)
     try:
         yield
     finally:
