@@ -64,6 +64,9 @@ class WhisperOptions(BaseModel):
     compute_type: str = ""  # empty: int8 on CPU, float16 on CUDA
     cpu_threads: int = Field(default=0, ge=0)  # 0: CTranslate2 decides
     beam_size: int = Field(default=5, ge=1)
+    # False: temperature 0 only, so the same audio always gives the same text (faster-
+    # whisper's default re-decodes a degenerate-looking window by random sampling).
+    temperature_fallback: bool = True
 
 
 class RivaOptions(BaseModel):

@@ -18,4 +18,5 @@ def make_backend(settings: WorkerSettings) -> AsrBackend:
         compute_type=settings.whisper.compute_type,
         cpu_threads=settings.whisper.cpu_threads,
         beam_size=settings.whisper.beam_size,
+        temperature_fallback=settings.whisper.temperature_fallback,
     )

