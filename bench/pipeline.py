@@ -39,6 +39,10 @@ from tests.fixtures.stack import StackConfig, start_worker
 
 USER = "bench-user"
 TASK_TIMEOUT_S = 600.0
+# Both sides decode at temperature 0 only: with faster-whisper's random temperature fallback
+# the engine itself can give another text for the same file, and "the pipeline's WER equals
+# the engine's" would compare two samples instead of two pipelines.
+DETERMINISTIC = {"MEDVOICE_WHISPER__TEMPERATURE_FALLBACK": "false"}
 READY_TIMEOUT_S = 60.0  # TranscriptReady is acknowledged before the completed status
 
 
@@ -347,6 +351,7 @@ def run(
 ) -> dict[str, Any]:
     """Measure the pipeline section; returns its data."""
     cfg = services.stack(partitions=2)
+    cfg.extra_env.update(DETERMINISTIC)  # the worker and the engine side alike
     upload(cfg, clips + latency_clips)
     worker, _ = start_worker(cfg, PYTHONUNBUFFERED="1")  # log lines on disk as written
     services.started.append(worker)
@@ -418,6 +423,7 @@ def run(
             "beam_size": ctx.settings.whisper.beam_size,
             "cpu_threads": ctx.settings.whisper.cpu_threads,
             "chunk_s": ctx.settings.asr.chunk_s,
+            "temperature_fallback": ctx.settings.whisper.temperature_fallback,
             "model": ctx.backend.model,
         },
         "parity": parity(clips, direct_runs, pipe_texts),

@@ -373,7 +373,15 @@ def markdown(results: dict[str, Any], pngs: list[str]) -> str:
             "",
             f"Clips (espeak-ng, m4a/AAC): {clips}; {pipe['audio_s']:.0f} s in all. Backend: "
             f"{w['model']}, beam {w['beam_size']}, {w['cpu_threads']} CPU threads, chunks of "
-            f"{w['chunk_s']:.0f} s, no vocabulary, for both sides. Direct (the engine given the "
+            f"{w['chunk_s']:.0f} s, no vocabulary, "
+            + (
+                "temperature fallback off (temperature 0 only, "
+                "`MEDVOICE_WHISPER__TEMPERATURE_FALLBACK=false`: the default fallback samples at "
+                "random, so even the engine can disagree with itself on one file), "
+                if w.get("temperature_fallback") is False
+                else "faster-whisper's temperature fallback (random sampling) on, "
+            )
+            + "for both sides. Direct (the engine given the "
             "file): in one process, faster-whisper's own `decode_audio` of the clip's bytes, "
             "then the worker's `processors.pipeline.recognise` (`transcribe_chunked` with the "
             "context the worker builds, `processors.startup.build_context`) per clip, one after "
