@@ -11,6 +11,7 @@ else keeps using boto3.
 import asyncio
 import contextlib
 import ssl
+import time
 from collections import deque
 from urllib.parse import quote, urlsplit
 
@@ -20,7 +21,7 @@ from medvoice_common.settings import CommonSettings
 from medvoice_common.sigv4 import Credentials, HeadSigner
 
 MAX_CONNECTIONS = 64  # HEADs in flight at once; more wait for a connection
-MAX_IDLE = 16  # kept-alive connections held between bursts
+KEEPALIVE_S = 15.0  # an idle connection older than this is closed, not reused (as aiohttp)
 MAX_HEAD_BYTES = 64 * 1024  # a response head longer than this is refused
 
 
@@ -33,6 +34,7 @@ class _StaleConnection(Exception):
 
 
 _Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+_Idle = tuple[asyncio.StreamReader, asyncio.StreamWriter, float]  # and when it fell idle
 
 
 class ObjectProbe:
@@ -68,7 +70,7 @@ class ObjectProbe:
         self._connect_timeout = cfg.connect_timeout_s
         self._timeout = cfg.connect_timeout_s + cfg.read_timeout_s
         self._ssl = ssl.create_default_context() if self._tls else None
-        self._idle: deque[_Conn] = deque()
+        self._idle: deque[_Idle] = deque()  # oldest first
         self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
         self._open = False
 
@@ -80,8 +82,7 @@ class ObjectProbe:
         """Close the kept-alive connections."""
         self._open = False
         while self._idle:
-            _, writer = self._idle.popleft()
-            writer.close()
+            self._idle.popleft()[1].close()
 
     def _request(self, key: str) -> bytes:
         path = self._prefix + quote(key, safe="/")
@@ -119,8 +120,12 @@ class ObjectProbe:
         raise S3ProbeError(f"HEAD answered {status}")
 
     async def _connection(self, reuse: bool) -> tuple[_Conn, bool]:
+        stale_before = time.monotonic() - KEEPALIVE_S
+        while self._idle and self._idle[0][2] < stale_before:
+            self._idle.popleft()[1].close()
         if reuse and self._idle:
-            return self._idle.pop(), True
+            reader, writer, _ = self._idle.pop()  # the most recently used
+            return (reader, writer), True
         async with asyncio.timeout(self._connect_timeout):
             conn = await asyncio.open_connection(
                 self._host,
@@ -146,8 +151,8 @@ class ObjectProbe:
             status, keep = _parse_head(head)
             return status
         finally:
-            if keep and self._open and len(self._idle) < MAX_IDLE:
-                self._idle.append((reader, writer))
+            if keep and self._open:  # at most MAX_CONNECTIONS: one per slot
+                self._idle.append((reader, writer, time.monotonic()))
             else:
                 writer.close()
                 with contextlib.suppress(Exception):

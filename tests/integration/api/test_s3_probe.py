@@ -8,6 +8,7 @@ import boto3
 import pytest
 from pydantic import SecretStr
 
+from medvoice_common import s3_probe
 from medvoice_common.s3_probe import ObjectProbe, S3ProbeError
 from medvoice_common.settings import CommonSettings, S3Options
 
@@ -157,3 +158,14 @@ async def test_nothing_listening_is_an_error() -> None:
     async for probe in probe_of(settings_for(f"http://127.0.0.1:{port}")):
         with pytest.raises(S3ProbeError, match="ConnectionRefusedError"):
             await probe.exists("audio/u/f.m4a")
+
+
+async def test_an_idle_connection_past_keep_alive_is_not_reused(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(s3_probe, "KEEPALIVE_S", 0.0)  # every idle connection is too old
+    server = Server(lambda n: OK)
+    async for probe in probe_of(settings_for(await serve(server))):
+        for _ in range(3):
+            assert await probe.exists("audio/u/f.m4a")
+    assert server.connections == 3
