@@ -83,7 +83,7 @@ class Publisher:
         headers: list[tuple[str, bytes]] | None = None,
         *,
         with_queued: bool = True,
-        on_queued: Callable[[TaskStatusChanged], None] | None = None,
+        on_queued: Callable[[TaskStatusChanged, bytes], None] | None = None,
     ) -> None:
         """Publish the task; return once Kafka acknowledged all of it, within the timeout.
 
@@ -92,7 +92,7 @@ class Publisher:
             headers: its Kafka headers (trace context), after the CloudEvents ones.
             with_queued: first publish the ``queued`` status and wait for its ack (False:
                 it is known to be on the topic already, from an earlier try of this task).
-            on_queued: called with the ``queued`` status once acknowledged.
+            on_queued: called with the ``queued`` status and its bytes once acknowledged.
 
         Raises:
             DispatchError: not acknowledged in time, or refused. A timeout stops the wait,
@@ -104,14 +104,12 @@ class Publisher:
             async with asyncio.timeout(self.timeout_s):
                 if with_queued:
                     queued = queued_status(event)
+                    value = queued.to_bytes()
                     await self._producer.send_and_wait(
-                        self.topics.status,
-                        queued.to_bytes(),
-                        key=key,
-                        headers=_ce_headers(queued),
+                        self.topics.status, value, key=key, headers=_ce_headers(queued)
                     )
                     if on_queued is not None:
-                        on_queued(queued)
+                        on_queued(queued, value)
                 sent_work = True
                 await self._producer.send_and_wait(
                     self.topics.submitted,

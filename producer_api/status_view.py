@@ -44,6 +44,7 @@ from schemas.status import TaskStatus
 
 log = logging.getLogger(__name__)
 PROGRESS_LOG_S = 5.0  # how often catching up is logged
+OWN_WRITES_MAX = 10_000  # own writes awaiting their read-back (each ~0.5 KB); more: parsed
 
 RECORDS_BEHIND = Gauge(
     "medvoice_status_view_records_behind",
@@ -121,6 +122,9 @@ class StatusView:
         self._progress = asyncio.Condition()  # notified after every fetch of the runner
         self._ends: tuple[float, asyncio.Task[dict[TopicPartition, int]]] | None = None
         self._watchers: dict[uuid.UUID, set[asyncio.Future[None]]] = {}
+        # This replica's own writes (Kafka key -> value), applied when Kafka acknowledged
+        # them, until the consumer reads them back: that record is then already applied.
+        self._own: dict[bytes, bytes] = {}
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -218,6 +222,18 @@ class StatusView:
             return
         if offset is not None:
             self.store.record_offset(*offset)
+
+    def apply_own(self, change: TaskStatusChanged, raw: bytes) -> None:
+        """Apply a change this replica published and Kafka acknowledged (``raw``: its value).
+
+        When the consumer reads the same record back it only advances the offset: applying
+        it again would change nothing (the record is in this view already, and a later
+        status of the task can only follow it in its partition).
+        """
+        self.apply(change, raw)
+        if len(self._own) >= OWN_WRITES_MAX:  # the consumer is far behind: forget the oldest
+            del self._own[next(iter(self._own))]
+        self._own[str(change.task_id).encode()] = raw
 
     def remove(self, task_id: uuid.UUID, offset: tuple[int, int] | None = None) -> None:
         """Apply a tombstone: the task is gone from this view (and its indexes)."""
@@ -345,6 +361,10 @@ class StatusView:
 
     def _apply_record(self, record: "ConsumerRecord[bytes, bytes]") -> None:
         offset = (record.partition, record.offset + 1)
+        if self._own and record.key is not None and record.value is not None:
+            if self._own.pop(record.key, None) == record.value:
+                self.store.record_offset(*offset)  # this replica's own write, applied
+                return
         try:
             if record.value is None:
                 self.remove(uuid.UUID((record.key or b"").decode()), offset)

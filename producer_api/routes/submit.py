@@ -171,7 +171,7 @@ async def _publish(
     """Publish the task (``queued`` first, applied to this replica's view once acked)."""
     started = time.perf_counter()
     try:
-        await publisher.submit(event, headers, with_queued=with_queued, on_queued=view.apply)
+        await publisher.submit(event, headers, with_queued=with_queued, on_queued=view.apply_own)
     except DispatchError as exc:
         metrics.PUBLISH_FAILURES.inc()
         detail = RETRY_SAME_KEY if keyed else MAYBE_RUNNING if exc.maybe_published else NOT_QUEUED

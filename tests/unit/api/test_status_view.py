@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from aiokafka.structs import ConsumerRecord
 from prometheus_client import REGISTRY
 
 from medvoice_common.settings import CommonSettings
+from producer_api import status_view
 from producer_api.status_store import StatusStore, StoreOptions
 from producer_api.status_view import StatusView, newer
 from schemas.events import ErrorInfo, TaskStatusChanged
@@ -203,3 +205,56 @@ async def test_next_change_wakes_on_a_change_and_on_removal(view: StatusView) ->
     view.remove(c.task_id)
     assert await removed is None
     assert not view._watchers  # no waiter is left behind
+
+
+def read_back(
+    raw: bytes | None, offset: int, key: uuid.UUID = TASK
+) -> ConsumerRecord[bytes, bytes]:
+    """``raw`` as the view's consumer reads it from partition 0 at ``offset``."""
+    value_size = len(raw) if raw is not None else -1
+    return ConsumerRecord(
+        "task.status", 0, offset, 0, 0, str(key).encode(), raw, None, 36, value_size, ()
+    )
+
+
+async def test_own_write_read_back_only_advances_the_offset(
+    view: StatusView, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queued = change(TaskStatus.QUEUED)
+    view.apply_own(queued, queued.to_bytes())
+    assert view.get(str(TASK)) == queued  # applied when Kafka acknowledged it
+    parsed: list[bytes] = []
+    parse = TaskStatusChanged.model_validate_json
+
+    def counted(raw: bytes) -> TaskStatusChanged:
+        parsed.append(raw)
+        return parse(raw)
+
+    monkeypatch.setattr(TaskStatusChanged, "model_validate_json", counted)
+    view._apply_record(read_back(queued.to_bytes(), 6))
+    assert parsed == [] and view.store.offsets() == {0: 7}
+    # Once read back it is forgotten: the same bytes again (a duplicate) are merged as usual.
+    view._apply_record(read_back(queued.to_bytes(), 7))
+    assert len(parsed) == 1 and view.store.offsets() == {0: 8}
+    assert view.get(str(TASK)) == queued
+
+
+async def test_other_records_of_a_task_with_an_own_write_are_merged(view: StatusView) -> None:
+    queued = change(TaskStatus.QUEUED)
+    view.apply_own(queued, queued.to_bytes())
+    processing = change(TaskStatus.PROCESSING, dt=1)
+    view._apply_record(read_back(processing.to_bytes(), 3))  # not the own write's bytes
+    assert view.get(str(TASK)) == processing and view.store.offsets() == {0: 4}
+
+
+async def test_own_writes_awaiting_read_back_are_bounded(
+    view: StatusView, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(status_view, "OWN_WRITES_MAX", 3)
+    tasks = [uuid.uuid4() for _ in range(5)]
+    for task in tasks:
+        queued = change(TaskStatus.QUEUED).model_copy(update={"task_id": task})
+        view.apply_own(queued, queued.to_bytes())
+    assert list(view._own) == [str(t).encode() for t in tasks[2:]]  # the oldest forgotten
+    for task in tasks:
+        assert view.get(str(task)) is not None  # every one applied
