@@ -131,7 +131,7 @@ def _findings(results: dict[str, Any]) -> list[str]:
             f"stub; it spends {cpu_o:.2f} ms (moto) / {cpu_s:.2f} ms (stub) of CPU per "
             f"request against {cpu_b:.2f} ms for the bare endpoint and {cpu_c:.2f} ms for the "
             "Celery replica. The difference to the bare endpoint: the S3 HEAD (SigV4-signed, "
-            "sent with aiohttp on the event loop), FastAPI's dependency solving and validation "
+            "sent on kept-alive asyncio streams), FastAPI's dependency solving and validation "
             "for the route's dependencies, two Kafka records per task (the queued status, "
             "acknowledged before AudioSubmitted is sent, acks=all), and the bearer token (fully "
             "verified once, then answered from the verified-token cache until its exp), on 2 "

@@ -128,7 +128,10 @@ def _profile_api(pid: int, url: str, path: str, token: str, raw: Path) -> dict[s
 # Each sample goes to the rule of its innermost frame that any rule matches: the code that
 # was running, not the framework frames every request's stack starts with.
 API_RULES = (
-    ("S3 existence check (SigV4 signing, aiohttp HEAD)", ("aiohttp/", "botocore/", "s3_probe")),
+    (
+        "S3 existence check (SigV4 signing, HEAD on kept-alive streams)",
+        ("s3_probe", "sigv4", "botocore/"),
+    ),
     ("Kafka publish (aiokafka, events, CloudEvents headers)", ("aiokafka/", "publisher.py")),
     ("JWT verification and token cache", ("jwt/", "producer_api/auth.py", "token_cache")),
     ("status view (task.status consumer, store)", ("status_view", "status_store", "rocksdict")),
