@@ -12,6 +12,8 @@ from medvoice_common import s3_probe
 from medvoice_common.s3_probe import ObjectProbe, S3ProbeError
 from medvoice_common.settings import CommonSettings, S3Options
 
+pytestmark = pytest.mark.integration
+
 
 def settings_for(
     endpoint: str, bucket: str = "probe", read_timeout_s: float = 20.0
