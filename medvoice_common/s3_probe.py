@@ -55,10 +55,11 @@ class ObjectProbe:
             raise ValueError(f"S3 endpoint must be an http(s) URL: {cfg.endpoint_url!r}")
         self._tls = url.scheme == "https"
         self._host = url.hostname
-        self._port = url.port or (443 if self._tls else 80)
-        default_port = url.port is None or url.port == (443 if self._tls else 80)
+        default_port = 443 if self._tls else 80
+        self._port = url.port or default_port
         netloc = f"[{url.hostname}]" if ":" in url.hostname else url.hostname
-        self._signer = HeadSigner(netloc if default_port else f"{netloc}:{url.port}", self.region)
+        host = netloc if self._port == default_port else f"{netloc}:{self._port}"
+        self._signer = HeadSigner(host, self.region)
         session = boto3.session.Session(
             aws_access_key_id=cfg.access_key_id.get_secret_value() if cfg.access_key_id else None,
             aws_secret_access_key=(
