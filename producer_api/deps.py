@@ -10,7 +10,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.datastructures import UploadFile
 
 from producer_api.auth import Caller, TokenVerifier, unauthorized
-from producer_api.idempotency import LEASE_PER_PUBLISH_TIMEOUT, IdempotencyStore
 from producer_api.publisher import Publisher
 from producer_api.settings import ApiSettings
 from producer_api.status_view import StatusView
@@ -19,7 +18,7 @@ from schemas.ids import ID_PATTERN
 
 NOT_YOURS = "The token's subject may not act for this user."
 OPEN_CALLER = Caller(subject=None, admin=True)  # MEDVOICE_AUTH__MODE=none (development)
-_bearer = HTTPBearer(auto_error=False, description="A JWT whose `sub` is the user id")
+bearer = HTTPBearer(auto_error=False, description="A JWT whose `sub` is the user id")
 
 
 async def _settings(request: Request) -> ApiSettings:
@@ -34,21 +33,14 @@ async def _storage(request: Request) -> Storage:
     return cast(Storage, request.app.state.storage)
 
 
-async def _idempotency(request: Request) -> IdempotencyStore:
-    settings = cast(ApiSettings, request.app.state.settings)
-    lease_s = LEASE_PER_PUBLISH_TIMEOUT * settings.api.publish_timeout_s
-    return IdempotencyStore(cast(Storage, request.app.state.storage), lease_s)
-
-
 async def _status_view(request: Request) -> StatusView:
     return cast(StatusView, request.app.state.status_view)
 
 
-async def _caller(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+async def authenticate(
+    verifier: TokenVerifier, credentials: HTTPAuthorizationCredentials | None
 ) -> Caller:
-    verifier = cast(TokenVerifier, request.app.state.verifier)
+    """The caller a request's bearer credentials (None: none sent) stand for; 401 or 503."""
     if not verifier.enabled:
         return OPEN_CALLER
     if credentials is None:
@@ -56,10 +48,22 @@ async def _caller(
     return await verifier.verify(credentials.credentials)
 
 
+def ensure_may_act_for(caller: Caller, user_id: str) -> None:
+    """403 unless ``caller`` may act for ``user_id``."""
+    if not caller.may_act_for(user_id):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, NOT_YOURS)
+
+
+async def _caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Caller:
+    return await authenticate(cast(TokenVerifier, request.app.state.verifier), credentials)
+
+
 SettingsDep = Annotated[ApiSettings, Depends(_settings)]
 PublisherDep = Annotated[Publisher, Depends(_publisher)]
 StorageDep = Annotated[Storage, Depends(_storage)]
-IdempotencyDep = Annotated[IdempotencyStore, Depends(_idempotency)]
 StatusViewDep = Annotated[StatusView, Depends(_status_view)]
 CallerDep = Annotated[Caller, Depends(_caller)]
 UserIdPath = Annotated[
@@ -68,8 +72,7 @@ UserIdPath = Annotated[
 
 
 async def _acting_user(user_id: UserIdPath, caller: CallerDep) -> str:
-    if not caller.may_act_for(user_id):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, NOT_YOURS)
+    ensure_may_act_for(caller, user_id)
     return user_id
 
 

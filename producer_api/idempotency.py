@@ -31,6 +31,7 @@ from schemas.ids import AudioExtension
 
 TTL = timedelta(hours=24)
 MAX_KEY_LENGTH = 255
+KEY_PATTERN = r"^[\x21-\x7e]+$"  # printable ASCII, no spaces
 LEASE_PER_PUBLISH_TIMEOUT = 3  # a publish's records settle within a few of its timeouts
 PRECONDITION_FAILED = ("PreconditionFailed", "412")
 
@@ -97,6 +98,11 @@ class IdempotencyStore:
         """Keep claims next to the recordings in ``storage``'s bucket."""
         self.storage = storage
         self.lease_s = lease_s
+
+    @classmethod
+    def for_publish_timeout(cls, storage: Storage, publish_timeout_s: float) -> "IdempotencyStore":
+        """Claims whose lease outlasts a publish of ``publish_timeout_s`` with its retries."""
+        return cls(storage, LEASE_PER_PUBLISH_TIMEOUT * publish_timeout_s)
 
     async def claim(self, user_id: str, key: str, proposal: Claim) -> Claimed:
         """Claim ``key`` with ``proposal``, unless a claim younger than 24 h exists."""

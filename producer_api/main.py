@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 
 from medvoice_common import s3
 from medvoice_common.heap import freeze_startup_heap
@@ -23,6 +24,7 @@ from producer_api.status_store import StatusStore
 from producer_api.status_view import StatusView
 from producer_api.storage import Storage
 from producer_api.streams import StreamSlots
+from producer_api.submit_fast_path import SubmitFastPath
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,12 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     for module in (submit, uploads, tasks, events, users, health):
         app.include_router(module.router)
     app.add_exception_handler(RequestValidationError, validation_error)
+    if settings.api.submit_fast_path:  # innermost of ours: limits and metrics apply to it
+        app.add_middleware(
+            SubmitFastPath,
+            route=submit.router.routes[0],
+            http_error=app.exception_handlers[HTTPException],
+        )
     app.add_middleware(  # inside observe: a 413 is counted too
         BodyLimitMiddleware,
         max_upload_bytes=settings.api.max_upload_bytes,

@@ -15,6 +15,12 @@ HTTP_SECONDS = Histogram(
     ["route", "method"],
     buckets=HTTP_BUCKETS,
 )
+SUBMIT_FAST_PATH = Counter(
+    "medvoice_api_submit_fast_path_total",
+    "Submissions the fast path served, or declined to FastAPI's route (an invalid or unusual "
+    "request).",
+    ["outcome"],
+)
 EVENTS_PUBLISHED = Counter(
     "medvoice_events_published_total", "AudioSubmitted events acknowledged by Kafka."
 )

@@ -101,6 +101,9 @@ class ApiOptions(BaseModel):
     # Both enforce max_header_bytes (httptools through producer_api.header_limit).
     http: Literal["h11", "httptools"] = "httptools"
     max_audio_s: float = Field(default=3 * 3600, gt=0)  # same bound as the worker's
+    # Valid submissions skip FastAPI's per-request machinery (producer_api.submit_fast_path);
+    # false: every submission goes through FastAPI's route, the reference.
+    submit_fast_path: bool = True
     presign_expiry_s: int = Field(default=300, ge=30, le=3600)  # short: the URL is a credential
     # The status view's RocksDB store. Empty: a fresh temporary directory per process (every
     # start rebuilds from task.status). One directory per process: RocksDB locks it.

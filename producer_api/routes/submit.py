@@ -12,21 +12,22 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, NamedTuple
 
-from fastapi import APIRouter, Header, HTTPException, Query, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
+from pydantic import BaseModel
+from starlette.datastructures import State
 
 from medvoice_common import tracing
 from medvoice_common.s3_probe import S3ProbeError
 from medvoice_common.webhook_url import MAX_URL_LENGTH, CallbackRefused, check_callback
 from producer_api import metrics
-from producer_api.deps import (
-    ActingUserId,
-    IdempotencyDep,
-    PublisherDep,
-    SettingsDep,
-    StatusViewDep,
-    StorageDep,
+from producer_api.deps import ActingUserId, UserIdPath
+from producer_api.idempotency import (
+    KEY_PATTERN,
+    MAX_KEY_LENGTH,
+    Claim,
+    IdempotencyStore,
+    request_fingerprint,
 )
-from producer_api.idempotency import MAX_KEY_LENGTH, Claim, IdempotencyStore, request_fingerprint
 from producer_api.models import AUTH_RESPONSES, FILE_NAME_PATTERN, ErrorPublic, SubmitPublic
 from producer_api.publisher import DispatchError, Publisher
 from producer_api.settings import ApiSettings
@@ -52,8 +53,61 @@ IN_PROGRESS = "A request with this Idempotency-Key is still in progress; retry l
 KEY_REUSED = "This Idempotency-Key was used for a different request."
 
 
+SUBMIT_PATH = "/process_audio_v2/{user_id}"
+
+FileIdQuery = Annotated[str | None, Query(pattern=ID_PATTERN)]
+FileNameQuery = Annotated[
+    str | None,
+    Query(
+        max_length=255,
+        pattern=FILE_NAME_PATTERN,
+        description="the recording's name on the device (no control characters)",
+    ),
+]
+CallbackUrlQuery = Annotated[
+    str | None,
+    Query(
+        max_length=MAX_URL_LENGTH,
+        description="an https URL on an allowed host: the final status is POSTed to it, "
+        "signed (Standard Webhooks)",
+    ),
+]
+TraceparentHeader = Annotated[str | None, Header(include_in_schema=False)]
+IdempotencyKeyHeader = Annotated[str | None, Header(max_length=MAX_KEY_LENGTH, pattern=KEY_PATTERN)]
+
+
+class Submission(BaseModel):
+    """A submission's parameters, validated (the route's and the fast path's one definition)."""
+
+    user_id: UserIdPath
+    file_id: FileIdQuery = None
+    file_extension: AudioExtension = AudioExtension.M4A
+    file_name: FileNameQuery = None
+    callback_url: CallbackUrlQuery = None
+    traceparent: TraceparentHeader = None
+    idempotency_key: IdempotencyKeyHeader = None
+
+
+class Services(NamedTuple):
+    """What a submission uses, from the app's state."""
+
+    settings: ApiSettings
+    publisher: Publisher
+    storage: Storage
+    view: StatusView
+
+    @classmethod
+    def of(cls, state: State) -> "Services":
+        """The services the lifespan put on ``state``."""
+        return cls(state.settings, state.publisher, state.storage, state.status_view)
+
+
+async def _services(request: Request) -> Services:
+    return Services.of(request.app.state)
+
+
 @router.post(
-    "/process_audio_v2/{user_id}",
+    SUBMIT_PATH,
     response_model=SubmitPublic,
     responses={
         **AUTH_RESPONSES,
@@ -70,55 +124,63 @@ KEY_REUSED = "This Idempotency-Key was used for a different request."
 )
 async def process_audio_v2(
     user_id: ActingUserId,
-    publisher: PublisherDep,
-    storage: StorageDep,
-    idempotency: IdempotencyDep,
-    view: StatusViewDep,
-    settings: SettingsDep,
-    file_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    services: Annotated[Services, Depends(_services)],
+    file_id: FileIdQuery = None,
     file_extension: AudioExtension = AudioExtension.M4A,
-    file_name: Annotated[
-        str | None,
-        Query(
-            max_length=255,
-            pattern=FILE_NAME_PATTERN,
-            description="the recording's name on the device (no control characters)",
-        ),
-    ] = None,
-    callback_url: Annotated[
-        str | None,
-        Query(
-            max_length=MAX_URL_LENGTH,
-            description="an https URL on an allowed host: the final status is POSTed to it, "
-            "signed (Standard Webhooks)",
-        ),
-    ] = None,
-    traceparent: Annotated[str | None, Header(include_in_schema=False)] = None,
-    idempotency_key: Annotated[
-        str | None, Header(max_length=MAX_KEY_LENGTH, pattern=r"^[\x21-\x7e]+$")
-    ] = None,
+    file_name: FileNameQuery = None,
+    callback_url: CallbackUrlQuery = None,
+    traceparent: TraceparentHeader = None,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> SubmitPublic:
     """Queue an uploaded recording for transcription; without file_id, the latest upload."""
-    if callback_url is not None:
-        await _check_callback(callback_url, settings)
-    found_id, extension, key = await _recording(storage, user_id, file_id, file_extension)
+    # Most submissions never reach this function: producer_api.submit_fast_path serves them
+    # with the same Submission and submit(); this route answers what it declines.
+    submission = Submission.model_construct(  # validated by FastAPI, field by field
+        user_id=user_id,
+        file_id=file_id,
+        file_extension=file_extension,
+        file_name=file_name,
+        callback_url=callback_url,
+        traceparent=traceparent,
+        idempotency_key=idempotency_key,
+    )
+    return await submit(services, submission)
+
+
+async def submit(services: Services, asked: Submission) -> SubmitPublic:
+    """Queue the recording ``asked`` names, for a caller already allowed to act for its user.
+
+    Raises:
+        HTTPException: 404 no such recording, 409 the same key in progress, 422 a refused
+            callback or a reused key, 500 Kafka did not confirm, 503 storage unavailable.
+    """
+    user_id, settings = asked.user_id, services.settings
+    if asked.callback_url is not None:
+        await _check_callback(asked.callback_url, settings)
+    found_id, extension, key = await _recording(
+        services.storage, user_id, asked.file_id, asked.file_extension
+    )
     event = AudioSubmitted(
         task_id=uuid.uuid4(),
         user_id=user_id,
         file_id=found_id,
         file_extension=extension,
         object_key=key,
-        file_name=file_name,
-        callback_url=callback_url,
+        file_name=asked.file_name,
+        callback_url=asked.callback_url,
     )
     # Every event carries a valid trace context: the caller's, or a fresh one.
-    headers = [(tracing.TRACEPARENT, tracing.event_traceparent(traceparent).encode())]
-    if idempotency_key is None:
+    headers = [(tracing.TRACEPARENT, tracing.event_traceparent(asked.traceparent).encode())]
+    publisher, view = services.publisher, services.view
+    if asked.idempotency_key is None:
         await _publish(publisher, view, event, headers, keyed=False)
         return SubmitPublic(task_id=event.task_id)
-    fingerprint = request_fingerprint(file_id, file_extension, file_name, callback_url)
+    fingerprint = request_fingerprint(
+        asked.file_id, asked.file_extension, asked.file_name, asked.callback_url
+    )
+    store = IdempotencyStore.for_publish_timeout(services.storage, settings.api.publish_timeout_s)
     return await _submit_once(
-        _Keyed(idempotency, user_id, idempotency_key, fingerprint),
+        _Keyed(store, user_id, asked.idempotency_key, fingerprint),
         publisher,
         view,
         event,
