@@ -1,6 +1,7 @@
 """Submission-side guarantees: Idempotency-Key, size and duration limits, topic set-up."""
 
 import asyncio
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,9 +23,16 @@ LONG_TEXT = "This sentence is spoken slowly enough to last well over three secon
 SHORT_TEXT = "Short note."
 
 
-@pytest.fixture
-def api(stack_config: StackConfig) -> Iterator[tuple[ManagedProcess, httpx.Client]]:
-    proc, url = start_api(stack_config, MEDVOICE_API__MAX_AUDIO_S=str(MAX_AUDIO_S))
+# Submissions are served by the fast path by default; "false" runs FastAPI's route instead.
+@pytest.fixture(params=["true", "false"], ids=["fast path", "route"])
+def api(
+    stack_config: StackConfig, request: pytest.FixtureRequest
+) -> Iterator[tuple[ManagedProcess, httpx.Client]]:
+    proc, url = start_api(
+        stack_config,
+        MEDVOICE_API__MAX_AUDIO_S=str(MAX_AUDIO_S),
+        MEDVOICE_API__SUBMIT_FAST_PATH=request.param,
+    )
     client = stack_config.client(url)
     try:
         yield proc, client
@@ -51,9 +59,10 @@ async def test_same_idempotency_key_gives_the_same_task_and_one_event(
         assert resp.status_code == 200, resp.text
         return str(resp.json()["task_id"])
 
-    first = await asyncio.to_thread(post, "visit-2026-11-25-a")
-    again = await asyncio.to_thread(post, "visit-2026-11-25-a")
-    other = await asyncio.to_thread(post, "visit-2026-11-25-b")
+    visit = uuid.uuid4().hex  # fresh keys: both paths under test claim their own
+    first = await asyncio.to_thread(post, f"visit-{visit}-a")
+    again = await asyncio.to_thread(post, f"visit-{visit}-a")
+    other = await asyncio.to_thread(post, f"visit-{visit}-b")
     assert first == again and other != first
     async with StatusFollower(stack_config, "audio.submitted") as submitted:
         await submitted.wait(lambda: other in submitted.by_task, 30, "the second key's event")
