@@ -14,6 +14,7 @@ from bench.common import mb
 LABELS = {
     "medvoice": "MedVoice API (moto S3 + Kafka acks=all)",
     "medvoice_s3stub": "MedVoice API (instant S3 stub + Kafka acks=all)",
+    "medvoice_route": "same, fast path off: every submission through FastAPI's route",
     "bare": "bare FastAPI (no auth, S3, publish)",
     "celery": "seed replica (FastAPI + Celery .delay() to Redis)",
 }
@@ -26,6 +27,21 @@ def _s(d: dict[str, float], fmt: str = "{:.0f}") -> str:
 
 def _met(ok: bool) -> str:
     return "yes" if ok else "**no**"
+
+
+def _route_rows(
+    t: dict[str, Any], c: str, stub: dict[str, Any], cpu: dict[str, float]
+) -> list[str]:
+    """What the submission fast path buys: the same API with it off, in the same run."""
+    if "medvoice_route" not in t:  # results from before the fast path
+        return []
+    route = t["medvoice_route"]["levels"][c]
+    return [
+        f"| same, fast path off (FastAPI's route): req/s, p99, CPU | "
+        f"{route['rps']['median']:.0f}, {route['p99_ms']['median']:.1f} ms, "
+        f"{cpu['medvoice_route']:.2f} ms | fast path {stub['rps']['median']:.0f} | "
+        f"{stub['rps']['median'] / route['rps']['median']:.2f}x | reported | n/a |",
+    ]
 
 
 def plots(results: dict[str, Any], out_dir: Path) -> list[str]:
@@ -239,6 +255,7 @@ def markdown(results: dict[str, Any], pngs: list[str]) -> str:
             f"| same, p99 | {stub['p99_ms']['median']:.1f} ms | Celery "
             f"{cel['p99_ms']['median']:.1f} ms | | <= 30 ms | "
             f"{_met(stub['p99_ms']['median'] <= 30)} |",
+            *_route_rows(t, c, stub, cpu),
             f"| same, req/s vs bare endpoint | {stub['rps']['median']:.0f} | "
             f"{bare['rps']['median']:.0f} | {s_b:.2f}x | | |",
             f"| submit req/s at {c} conns, API on moto S3, vs Celery | {ours['rps']['median']:.0f} "

@@ -23,8 +23,8 @@ from tests.fixtures.stack import start_api
 LUA = Path(__file__).parent / "submit.lua"
 USER = "bench-user"
 FILE_ID = "bench-file"
-TARGETS = ("medvoice", "medvoice_s3stub", "bare", "celery")
-OURS = ("medvoice", "medvoice_s3stub")
+TARGETS = ("medvoice", "medvoice_s3stub", "medvoice_route", "bare", "celery")
+OURS = ("medvoice", "medvoice_s3stub", "medvoice_route")
 READBACK_IDLE_S = 15.0  # stop reading the topic once nothing new came for this long
 
 
@@ -203,15 +203,24 @@ def run(
     services.started.append(stub)
     api2, api2_url = start_api(cfg, MEDVOICE_S3__ENDPOINT_URL=f"http://127.0.0.1:{stub_port}")
     services.started.append(api2)
+    # The same API with every submission through FastAPI's route: what the fast path buys.
+    api3, api3_url = start_api(
+        cfg,
+        MEDVOICE_S3__ENDPOINT_URL=f"http://127.0.0.1:{stub_port}",
+        MEDVOICE_API__SUBMIT_FAST_PATH="false",
+    )
+    services.started.append(api3)
     urls = {
         "medvoice": api_url,
         "medvoice_s3stub": api2_url,
+        "medvoice_route": api3_url,
         "bare": bare_url,
         "celery": celery_url,
     }
     pids = {
         "medvoice": api.pid,
         "medvoice_s3stub": api2.pid,
+        "medvoice_route": api3.pid,
         "bare": bare.pid,
         "celery": celery.pid,
     }
@@ -263,7 +272,7 @@ def run(
     import redis as redis_client
 
     celery_queued = redis_client.Redis.from_url(redis_url).llen("celery")
-    for proc in (celery, bare, redis, api2, stub, api):
+    for proc in (celery, bare, redis, api3, api2, stub, api):
         proc.terminate(timeout_s=20)
         services.started.remove(proc)
     summary: dict[str, Any] = {"levels": levels, "seconds": seconds, "reps": reps, "targets": {}}
