@@ -17,8 +17,8 @@ HTTP_SECONDS = Histogram(
 )
 SUBMIT_FAST_PATH = Counter(
     "medvoice_api_submit_fast_path_total",
-    "Submissions the fast path served, or declined to FastAPI's route (an invalid or unusual "
-    "request).",
+    "Submissions the fast path served, or left to FastAPI's route: declined (an invalid or "
+    "unusual request) or traced (an OpenTelemetry SDK is configured).",
     ["outcome"],
 )
 EVENTS_PUBLISHED = Counter(

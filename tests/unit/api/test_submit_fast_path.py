@@ -6,10 +6,15 @@ headers, body with the task id masked) and what they publish must be equal; the 
 counter says whether it served the request, declined it to the route, or never saw it.
 """
 
+import json
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from prometheus_client import REGISTRY
 
@@ -21,6 +26,7 @@ from schemas.events import AudioSubmitted
 from tests.fixtures import tokens
 from tests.fixtures.fake_api import M4A_HEAD, FakeApi, FakePublisher, fake_api
 
+ROOT = Path(__file__).resolve().parents[3]
 SECRET = tokens.new_secret()
 OWNER = "dr_owner"
 UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -48,6 +54,7 @@ class Case:
     headers: tuple[tuple[str, str], ...] = ()
     storage_down: bool = False
     kafka_down: bool = False
+    root_path: str = ""  # served under a path prefix (uvicorn --root-path)
 
 
 CASES: dict[str, Case] = {
@@ -107,6 +114,7 @@ CASES: dict[str, Case] = {
     "a trailing slash": Case(f"{SUBMIT}/?file_id=f1", "bypassed"),
     "no user": Case("/process_audio_v2/?file_id=f1", "bypassed"),
     "an encoded slash": Case("/process_audio_v2/dr%2Fowner?file_id=f1", "bypassed"),
+    "under a root path": Case(f"/api{SUBMIT}?file_id=f1", "bypassed", root_path="/api"),
 }
 
 
@@ -137,6 +145,11 @@ def _app(*, fast: bool, case: Case) -> FakeApi:
         api.storage.fail_with = S3ProbeError("refused")
     api.publisher = DownPublisher() if case.kafka_down else RecordingPublisher()
     api.app.state.publisher = api.publisher
+    if case.root_path:
+        transport = httpx.ASGITransport(
+            app=api.app, raise_app_exceptions=False, root_path=case.root_path
+        )
+        api.client = httpx.AsyncClient(transport=transport, base_url="http://api.test")
     return api
 
 
@@ -208,3 +221,23 @@ async def test_a_served_submission_is_published_with_the_requests_values() -> No
     event, _trace = answer.published
     assert event["file_name"] == "Visite Müller ✓.m4a"
     assert (event["user_id"], event["file_id"], event["file_extension"]) == (OWNER, "f1", "m4a")
+
+
+def test_a_traced_submission_gets_the_routes_spans() -> None:
+    # FastAPI names its server span from routing: with an OpenTelemetry SDK set, the fast
+    # path must leave the request to the route, or traces would lose the route.
+    out = subprocess.run(
+        [sys.executable, "-m", "tests.fixtures.traced_submit"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    with_fast_path, route_only = (json.loads(line) for line in out.splitlines())
+    assert with_fast_path["status"] == route_only["status"] == 200
+    assert with_fast_path["spans"] == route_only["spans"]
+    assert ["POST /process_audio_v2/{user_id}", "/process_audio_v2/{user_id}"] in route_only[
+        "spans"
+    ]
+    assert with_fast_path["counts"] == {"served": None, "declined": None, "traced": 1.0}
