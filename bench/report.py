@@ -349,7 +349,7 @@ def markdown(results: dict[str, Any], pngs: list[str]) -> str:
             f"recording every task_id answered 200). Each target is warmed up "
             f"({results['params']['warmup_s']} s at the highest concurrency, then 1 s per "
             f"level), then measured {sub['reps']} times x {sub['seconds']} s per level, the "
-            f"targets interleaved within each repetition. All four are one uvicorn process with "
+            f"targets interleaved within each repetition. Each is one uvicorn process with "
             f"the API's server options ({sub.get('server', 'h11')}, limit_concurrency 1000, "
             f"keep-alive 5 s, no access log).",
             "",

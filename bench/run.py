@@ -125,18 +125,27 @@ def _findings(results: dict[str, Any]) -> list[str]:
         cpu_s = t["medvoice_s3stub"]["cpu_ms_per_request"]["median"]
         cpu_b = t["bare"]["cpu_ms_per_request"]["median"]
         cpu_c = t["celery"]["cpu_ms_per_request"]["median"]
+        route = t.get("medvoice_route", {})
+        cpu_r = route.get("cpu_ms_per_request", {}).get("median")
+        off = (
+            f" With the fast path off (every submission through FastAPI's routing, dependency "
+            f"solving and response serialisation) the same API spends {cpu_r:.2f} ms and "
+            f"answers {route['levels'][c]['rps']['median']:.0f} req/s."
+            if cpu_r is not None
+            else ""
+        )
         out.append(
             f"- Submission: at {c} connections the API answers {ours['rps']['median']:.0f} "
             f"req/s against moto and {stub['rps']['median']:.0f} req/s against an instant S3 "
             f"stub; it spends {cpu_o:.2f} ms (moto) / {cpu_s:.2f} ms (stub) of CPU per "
             f"request against {cpu_b:.2f} ms for the bare endpoint and {cpu_c:.2f} ms for the "
             "Celery replica. The difference to the bare endpoint: the S3 HEAD (SigV4-signed, "
-            "sent on kept-alive asyncio streams), FastAPI's dependency solving and validation "
-            "for the route's dependencies, two Kafka records per task (the queued status, "
-            "acknowledged before AudioSubmitted is sent, acks=all), and the bearer token (fully "
-            "verified once, then answered from the verified-token cache until its exp), on 2 "
-            "cores shared with the broker's JVM, moto and wrk. moto, a Python server on the "
-            "same cores, costs about 5 ms of CPU per HEAD and caps the first figure."
+            "sent on kept-alive asyncio streams), two Kafka records per task (the queued "
+            "status, acknowledged before AudioSubmitted is sent, acks=all), the parameters "
+            "validated with the route's model, and the bearer token (fully verified once, then "
+            "answered from the verified-token cache until its exp), on 2 cores shared with the "
+            "broker's JVM, moto and wrk." + off + " moto, a Python server on the same cores, "
+            "costs about 5 ms of CPU per HEAD and caps the first figure."
         )
     return out
 
