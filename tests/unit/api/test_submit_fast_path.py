@@ -240,4 +240,4 @@ def test_a_traced_submission_gets_the_routes_spans() -> None:
     assert ["POST /process_audio_v2/{user_id}", "/process_audio_v2/{user_id}"] in route_only[
         "spans"
     ]
-    assert with_fast_path["counts"] == {"served": None, "declined": None, "traced": 1.0}
+    assert with_fast_path["counts"] == {"served": 0.0, "declined": 0.0, "traced": 1.0}
