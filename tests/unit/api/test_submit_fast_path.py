@@ -10,6 +10,7 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,12 +35,13 @@ SUBMIT = f"/process_audio_v2/{OWNER}"
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 CALLER_TRACE = TRACEPARENT.split("-")[1]
 
-TOKENS: dict[str, str | None] = {
-    "owner": tokens.hs256(SECRET, OWNER),
-    "other": tokens.hs256(SECRET, "dr_other"),
-    "admin": tokens.hs256(SECRET, "ops", admin=True),
-    "expired": tokens.hs256(SECRET, OWNER, ttl_s=-3600),
-    "none": None,
+# Minted per request, not at import: the suite may run long after collection.
+TOKENS: dict[str, Callable[[], str | None]] = {
+    "owner": lambda: tokens.hs256(SECRET, OWNER),
+    "other": lambda: tokens.hs256(SECRET, "dr_other"),
+    "admin": lambda: tokens.hs256(SECRET, "ops", admin=True),
+    "expired": lambda: tokens.hs256(SECRET, OWNER, ttl_s=-3600),
+    "none": lambda: None,
 }
 
 
@@ -162,7 +164,7 @@ class Answer:
 
 
 async def _ask(api: FakeApi, case: Case) -> Answer:
-    token = TOKENS[case.token]
+    token = TOKENS[case.token]()
     headers = [("authorization", f"Bearer {token}")] if token else []
     headers += list(case.headers)
     async with api.client:
