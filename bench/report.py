@@ -330,6 +330,11 @@ def markdown(results: dict[str, Any], pngs: list[str]) -> str:
                 f"{best['worker_cpu_per_audio_s']['median']:.4f} s | "
                 f"{base['worker_cpu_per_audio_s']['median']:.4f} s | {gain['cpu_ratio']:.2f}x | "
                 f"unchanged (<= 1.1x) | {_met(gain['cpu_ratio'] <= 1.1)} |",
+                f"| bound set by the worker's own CPU: one core / CPU per audio s at "
+                f"{gain['in_flight']} in flight, vs 1 in flight | "
+                f"{gain['cpu_bound'] * base['audio_per_wall']['median']:.1f} audio s/s | "
+                f"{base['audio_per_wall']['median']:.1f} audio s/s | {gain['cpu_bound']:.1f}x | "
+                "(explains the row above) | n/a |",
             ]
     sk = results.get("soak")
     if sk:
@@ -471,7 +476,7 @@ def markdown(results: dict[str, Any], pngs: list[str]) -> str:
             out.append(
                 f"| {c['backend']} | {c['workers']} | {c.get('in_flight', 1)} | "
                 f"{c['tasks']} | {_s(c['audio_per_wall'], '{:.1f}')} | "
-                f"{_s(c['worker_cpu_per_audio_s'], '{:.3f}')} | "
+                f"{_s(c['worker_cpu_per_audio_s'], '{:.4f}')} | "
                 f"{_s(c['server_cpu_per_audio_s'], '{:.3f}')} | {c['failed']} |"
             )
         out += ["", *results.get("scaling_notes", []), ""]

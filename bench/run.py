@@ -108,7 +108,11 @@ def _scaling_notes(sc: dict[str, Any]) -> list[str]:
                 f"(`MEDVOICE_WORKER__MAX_IN_FLIGHT`) reached {gain['ratio']:.1f}x its "
                 f"one-at-a-time throughput, at {gain['cpu_ratio']:.2f}x the worker CPU per "
                 "audio second: the server batches the concurrent requests; past that the "
-                "worker's own CPU (decode, S3, Kafka) on these shared cores is the limit."
+                "worker's own CPU (decode, S3, Kafka) on these shared cores is the limit. "
+                f"It kept {gain['cores']:.2f} cores busy there; at that CPU per audio second, "
+                f"one busy core allows {gain['cpu_bound']:.1f}x the one-at-a-time throughput, "
+                f"so 10x asks for {gain['cpu_bound'] / 10:.2f} of the CPU per audio second it "
+                "spends now (where it goes: the profile below)."
             )
         notes.append(line)
     return notes

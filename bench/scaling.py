@@ -172,16 +172,25 @@ def run(
 
 
 def speedup(sc: dict[str, Any]) -> dict[str, float] | None:
-    """One worker at its largest in-flight count vs one at a time (riva), with CPU ratio."""
+    """One worker at 32 (else its largest) in-flight count vs one at a time (riva).
+
+    Besides the ratios: ``cores``, the cores the worker kept busy there (audio s/s x CPU s
+    per audio s), and ``cpu_bound``, how far past one at a time a worker that keeps one
+    core busy can go at that CPU per audio second (the event loop and the decoding hold
+    one interpreter lock, so one core is about what one worker process gets).
+    """
     riva = [c for c in sc["configs"] if c["backend"] == BACKEND_RIVA and c["workers"] == 1]
     one = next((c for c in riva if c["in_flight"] == 1), None)
     if one is None or len(riva) < 2:
         return None
     many = {c["in_flight"]: c for c in riva}
     best = many.get(32) or many[max(many)]
+    cpu = best["worker_cpu_per_audio_s"]["median"]
+    base = one["audio_per_wall"]["median"]
     return {
         "in_flight": best["in_flight"],
-        "ratio": best["audio_per_wall"]["median"] / one["audio_per_wall"]["median"],
-        "cpu_ratio": best["worker_cpu_per_audio_s"]["median"]
-        / one["worker_cpu_per_audio_s"]["median"],
+        "ratio": best["audio_per_wall"]["median"] / base,
+        "cpu_ratio": cpu / one["worker_cpu_per_audio_s"]["median"],
+        "cores": best["audio_per_wall"]["median"] * cpu,
+        "cpu_bound": 1 / cpu / base,
     }
