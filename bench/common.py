@@ -57,6 +57,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15)
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all of this machine's cores have spent busy (not idle, not waiting on I/O)
+    since boot, from ``/proc/stat``: every process's share, other users' included."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle, iowait = fields[3], fields[4]
+    return (sum(fields[:8]) - idle - iowait) / CLK_TCK  # user .. steal; guest is in user
+
+
 def machine() -> dict[str, Any]:
     """What this machine is, for the report."""
     cpu = "unknown"

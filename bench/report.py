@@ -466,18 +466,22 @@ def markdown(results: dict[str, Any], pngs: list[str]) -> str:
             "`MEDVOICE_WORKER__MAX_IN_FLIGHT`. Batches the server formed over the whole "
             f"section: {len(sizes)}, largest {max(sizes)}, mean {sum(sizes) / len(sizes):.1f}. "
             "Everything else (broker, moto S3, the bench driver, other users' jobs) shared "
-            "the same 2 cores.",
+            f"the same {results['machine']['cores']} cores; machine cores busy: all of them "
+            "together, from /proc/stat over each run.",
             "",
             "| backend | workers | in flight per worker | tasks | audio s/wall s | "
-            "worker CPU s per audio s | ASR server CPU s per audio s | failed |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "worker CPU s per audio s | ASR server CPU s per audio s | machine cores busy | "
+            "failed |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for c in sc["configs"]:
+            busy = c.get("machine_cores_busy")
             out.append(
                 f"| {c['backend']} | {c['workers']} | {c.get('in_flight', 1)} | "
                 f"{c['tasks']} | {_s(c['audio_per_wall'], '{:.1f}')} | "
                 f"{_s(c['worker_cpu_per_audio_s'], '{:.4f}')} | "
-                f"{_s(c['server_cpu_per_audio_s'], '{:.3f}')} | {c['failed']} |"
+                f"{_s(c['server_cpu_per_audio_s'], '{:.3f}')} | "
+                f"{_s(busy, '{:.2f}') if busy else '-'} | {c['failed']} |"
             )
         out += ["", *results.get("scaling_notes", []), ""]
         for c in sc["configs"]:

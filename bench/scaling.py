@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.clips import Clip
-from bench.common import Services, cpu_seconds, py_spy, spread
+from bench.common import Services, cpu_seconds, machine_busy_seconds, py_spy, spread
 from bench.pipeline import events_for, submit_and_wait, summarise_profile, upload
 from tests.fixtures.kafka_broker import free_port
 from tests.fixtures.processes import ManagedProcess, python_module
@@ -79,7 +79,9 @@ def _config(
         pids = [p.pid for p in procs]
         cpu0 = sum(cpu_seconds(p) for p in pids)
         ext0 = sum(cpu_seconds(p) for p in extra_pids)
+        busy0 = machine_busy_seconds()
         r = asyncio.run(submit_and_wait(cfg, events_for(clips), partitions=PARTITIONS))
+        busy = machine_busy_seconds() - busy0
         cpu = sum(cpu_seconds(p) for p in pids) - cpu0
         ext = sum(cpu_seconds(p) for p in extra_pids) - ext0
         runs.append(
@@ -88,6 +90,7 @@ def _config(
                 "audio_per_wall": audio / r["wall_s"],
                 "worker_cpu_per_audio_s": cpu / audio,
                 "server_cpu_per_audio_s": ext / audio,
+                "machine_cores_busy": busy / r["wall_s"],
                 "failed": r["failed"],
             }
         )
@@ -114,6 +117,7 @@ def _config(
         "wall_s": spread([r["wall_s"] for r in runs]),
         "worker_cpu_per_audio_s": spread([r["worker_cpu_per_audio_s"] for r in runs]),
         "server_cpu_per_audio_s": spread([r["server_cpu_per_audio_s"] for r in runs]),
+        "machine_cores_busy": spread([r["machine_cores_busy"] for r in runs]),
         "failed": sum(r["failed"] for r in runs),
         "runs": runs,
     }
