@@ -29,6 +29,7 @@ MIN_SAMPLES = SAMPLE_RATE // 10  # under 0.1 s there is nothing to transcribe
 RESAMPLE_FORMAT = "s16"  # what faster-whisper's decode_audio resamples to ...
 S16_FULL_SCALE = 32768.0  # ... and divides by (exact: a power of two)
 BLOCK_S = 1.0  # decoded audio per resampler call (measured: 0.25 s to 30 s within 20 %)
+BLOCK_BYTES = 1 << 20  # ... and at most this much of it: many channels at a high rate
 
 
 class Pcm(NamedTuple):
@@ -83,29 +84,47 @@ def decode(data: bytes, extension: AudioExtension, *, max_duration_s: float | No
 
 
 def merged_blocks(
-    frames: Iterable[av.AudioFrame], block_s: float = BLOCK_S
+    frames: Iterable[av.AudioFrame], block_s: float = BLOCK_S, block_bytes: int = BLOCK_BYTES
 ) -> Iterator[av.AudioFrame]:
-    """The decoded ``frames`` joined into frames of about ``block_s`` seconds each.
+    """The decoded ``frames`` joined into frames of about ``block_s`` seconds each, or
+    ``block_bytes`` of samples where that comes first (a block is joined by copying).
 
     Resampling a stream is the same whatever the sizes of the frames it arrives in (the
     resampler keeps its filter state across calls), so the samples out are those of
     frame-by-frame resampling; the tests compare them with the engine's decoder bit for bit.
     Frames join only while their sample format, channel layout and rate stay the same: a
-    change ends the block, and the resampler sees it as it would have.
+    change ends the block, and the resampler sees it as it would have. A frame PyAV cannot
+    copy faithfully (:func:`_joinable`) goes on alone.
     """
     pending: list[av.AudioFrame] = []
-    size = 0
+    size = nbytes = 0
     for frame in frames:
+        if not _joinable(frame):
+            if pending:
+                yield _join(pending)
+                pending, size, nbytes = [], 0, 0
+            yield frame
+            continue
         if pending and not _same_kind(pending[0], frame):
             yield _join(pending)
-            pending, size = [], 0
+            pending, size, nbytes = [], 0, 0
         pending.append(frame)
         size += frame.samples
-        if size >= block_s * frame.sample_rate:
+        nbytes += frame.samples * len(frame.layout.channels) * frame.format.bytes
+        if size >= block_s * frame.sample_rate or nbytes >= block_bytes:
             yield _join(pending)
-            pending, size = [], 0
+            pending, size, nbytes = [], 0, 0
     if pending:
         yield _join(pending)
+
+
+def _joinable(frame: av.AudioFrame) -> bool:
+    """Whether PyAV can copy this frame's samples out and back. For 8 or more planar
+    channels (7.1 Opus, Vorbis or AAC) PyAV 18 counts more planes than there are (9 for
+    7.1, 21 for 16 channels), and reading them (``to_ndarray``) crashes the process. Such
+    frames go to the resampler as they are, as every frame once did."""
+    planes = len(frame.layout.channels) if frame.format.is_planar else 1
+    return len(frame.planes) == planes
 
 
 def _same_kind(a: av.AudioFrame, b: av.AudioFrame) -> bool:

@@ -40,3 +40,28 @@ def test_a_change_of_rate_or_layout_ends_the_block() -> None:
     blocks = list(merged_blocks(frames, block_s=1.0))
     kinds = [(b.layout.name, b.sample_rate, b.samples) for b in blocks]
     assert kinds == [("stereo", 22_050, 3072), ("stereo", 44_100, 2048), ("mono", 22_050, 1024)]
+
+
+def test_a_block_of_many_channels_at_a_high_rate_stops_at_its_byte_bound() -> None:
+    """8 channels of float at 96 kHz are 3 MB a second: a block is joined by copying."""
+    frames = []
+    for _ in range(200):  # 204,800 samples: 2.1 s
+        out = av.AudioFrame.from_ndarray(
+            np.ones((1, 8 * 1024), np.float32), format="flt", layout="7.1"
+        )
+        out.sample_rate = 96_000
+        frames.append(out)
+    blocks = list(merged_blocks(frames, block_s=1.0, block_bytes=1 << 20))
+    assert sum(b.samples for b in blocks) == 200 * 1024
+    assert all(b.samples * 8 * 4 <= (1 << 20) for b in blocks)
+    assert len(blocks) == 7  # 32 frames (1 MiB) each, then the rest
+
+
+def test_a_frame_pyav_cannot_copy_goes_on_alone_between_blocks() -> None:
+    """PyAV counts 9 planes in an 8-channel planar frame and cannot copy its samples out."""
+    odd = av.AudioFrame(format="fltp", layout="7.1", samples=1024)
+    odd.sample_rate = 22_050
+    frames = [*run(22_050, 0, 2), odd, *run(22_050, 2048, 2)]
+    blocks = list(merged_blocks(frames, block_s=1.0))
+    assert [b.samples for b in blocks] == [2048, 1024, 2048]
+    assert blocks[1] is odd
