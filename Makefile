@@ -57,7 +57,7 @@ bench: system-deps $(VENV)/.installed kafka-jars  ## the benchmarks; writes benc
 lint: $(VENV)/.installed  ## ruff, ruff format --check, mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy producer_api processors schemas medvoice_common medvoice_client
+	$(BIN)/mypy producer_api processors schemas medvoice_common medvoice_client bench tests
 
 format:  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .

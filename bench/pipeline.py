@@ -389,7 +389,8 @@ def run(
     starts = work_starts(worker.log_path)
     to_start = [starts[t]["since_submit_s"] for t in seq["tasks"] if t in starts]
     checks = [starts[t]["checks_s"] for t in seq["tasks"] if t in starts]
-    overheads, stage_samples = [], {"download": [], "decode": [], "asr": [], "upload": []}
+    overheads: list[float] = []
+    stage_samples: dict[str, list[float]] = {"download": [], "decode": [], "asr": [], "upload": []}
     for task_id, t in seq["tasks"].items():
         st = stages.get(task_id)
         if st is None:

@@ -32,7 +32,7 @@ def apis() -> Iterator[list[tuple[ManagedProcess, str]]]:
     started: list[tuple[ManagedProcess, str]] = []
     yield started
     for proc, _ in started:
-        if proc.alive:
+        if proc.alive():
             proc.terminate()
 
 

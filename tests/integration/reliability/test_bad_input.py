@@ -39,7 +39,17 @@ async def test_poison_and_bad_audio_among_good_tasks(
             b"\xff\xfe not json at all",
             json.dumps({"event_type": "AudioSubmitted"}).encode(),
         ]
-        plan = ["good", poison[0], "corrupt", "good", "empty", poison[1], "long", "missing", "good"]
+        plan: list[str | bytes] = [
+            "good",
+            poison[0],
+            "corrupt",
+            "good",
+            "empty",
+            poison[1],
+            "long",
+            "missing",
+            "good",
+        ]
         for item in plan:
             if isinstance(item, bytes):
                 records.append((uuid.uuid4().bytes, item))

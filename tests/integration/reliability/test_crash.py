@@ -71,8 +71,8 @@ async def sigkill_run(
     cfg.partitions = 4
     put_audio(cfg, USER, "clip", "m4a", spoken_clip(SENTENCE, "m4a", tmp_path))
     env = {**env, "PYTHONUNBUFFERED": "1"}  # every log line on disk before the SIGKILL
-    victim, _ = start_worker(cfg, **env)
-    survivor, _ = start_worker(cfg, **env)
+    victim, _ = start_worker(cfg, wait_ready=True, **env)
+    survivor, _ = start_worker(cfg, wait_ready=True, **env)
     try:
         events = [submitted(USER, "clip", "m4a") for _ in range(TASKS)]
         ids = [str(e.task_id) for e in events]

@@ -58,6 +58,7 @@ async def test_s3_outage_longer_than_a_backoff_fails_nothing(
     proxy.start()
     worker, web = start_worker(
         cfg,
+        wait_ready=True,
         MEDVOICE_S3__ENDPOINT_URL=proxy.url,
         MEDVOICE_WORKER__MAX_ATTEMPTS="8",
         MEDVOICE_S3__CONNECT_TIMEOUT_S="0.5",
@@ -97,7 +98,7 @@ async def test_broker_restart_mid_run(
     broker.start()
     cfg.bootstrap = broker.bootstrap
     put_audio(cfg, USER, "clip", "m4a", spoken_clip(SENTENCE, "m4a", tmp_path))
-    worker, _ = start_worker(cfg, **worker_env)
+    worker, _ = start_worker(cfg, wait_ready=True, **worker_env)
     api, url = start_api(cfg, MEDVOICE_API__PUBLISH_TIMEOUT_S=str(PUBLISH_TIMEOUT_S))
     client = cfg.client(url)
 

@@ -59,7 +59,7 @@ async def test_a_restarted_worker_skips_a_task_it_finished_before(
     put_audio(cfg, USER, "clip", "wav", spoken_clip("Blood pressure is normal.", "wav", tmp_path))
     done = submitted(USER, "clip", "wav")
     task_id = str(done.task_id)
-    first, _ = start_worker(cfg, **env)
+    first, _ = start_worker(cfg, wait_ready=True, **env)
     try:
         async with StatusFollower(cfg) as status:
             await submit_events(cfg, [done])
@@ -74,7 +74,7 @@ async def test_a_restarted_worker_skips_a_task_it_finished_before(
         await empty_topic(cfg.bootstrap, changelog, cfg.partitions) >= 2
     )  # processing, then completed
 
-    second, _ = start_worker(cfg, **env)
+    second, _ = start_worker(cfg, wait_ready=True, **env)
     try:
         fresh = submitted(USER, "clip", "wav")
         async with StatusFollower(cfg) as after, StatusFollower(cfg, "transcript.ready") as ready:

@@ -97,7 +97,8 @@ class ScriptedApi:
         return Starlette(routes=routes)
 
     def _known(self, request: Request) -> bool:
-        return request.path_params["task_id"] == str(self.task_id)
+        task_id: str = request.path_params["task_id"]
+        return task_id == str(self.task_id)
 
     async def get_task(self, request: Request) -> Response:
         if not self._known(request):

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from medvoice_client import ApiError, AsyncClient, Client, Task, TaskStatus, Unreachable
-from tests.unit.client.scripted_api import SRT, USER, ScriptedApi, serve
+from tests.unit.client.scripted_api import SRT, USER, Action, ScriptedApi, serve
 
 FAST = 0.05  # poll interval of these tests: the scripted server answers at once
 
-DROP_THEN_RESUME = [
+DROP_THEN_RESUME: list[list[Action]] = [
     [
         ("retry", 50),
         ("comment",),

@@ -3,6 +3,7 @@
 import datetime as dt
 import ssl
 from pathlib import Path
+from typing import cast
 
 import faust
 import pytest
@@ -41,9 +42,13 @@ def ca_file(tmp_path: Path) -> Path:
     return path
 
 
+# getpeercert()'s "subject": relative distinguished names of (attribute, value) pairs
+Subject = tuple[tuple[tuple[str, str], ...], ...]
+
+
 def trusts_test_ca(ctx: ssl.SSLContext) -> bool:
     return any(
-        dict(rdn[0] for rdn in c["subject"]).get("commonName") == CA_NAME
+        dict(rdn[0] for rdn in cast(Subject, c["subject"])).get("commonName") == CA_NAME
         for c in ctx.get_ca_certs()
     )
 
@@ -79,7 +84,7 @@ def test_sasl_ssl_reaches_aiokafka_and_faust(
     assert creds.username == "medvoice-app" and creds.password == "pw-from-secret"
     assert str(creds.mechanism.value) == "SCRAM-SHA-512"
     assert creds.protocol.value == "SASL_SSL"
-    assert trusts_test_ca(creds.ssl_context)
+    assert creds.ssl_context is not None and trusts_test_ca(creds.ssl_context)
     assert "pw-from-secret" not in repr(settings)  # SecretStr: never in logs or reprs
 
 

@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploy_support import (
+
+from medvoice_common.kafka import topic_specs
+from processors.settings import WorkerSettings
+from processors.webhooks.settings import WebhookSettings
+from producer_api.settings import ApiSettings
+from tests.unit.deploy.deploy_support import (
     ALL_INTERFACES,
     COMPOSE_FILE,
     DEV_SECRETS,
@@ -26,11 +31,6 @@ from deploy_support import (
     load_all,
     unknown_names,
 )
-
-from medvoice_common.kafka import topic_specs
-from processors.settings import WorkerSettings
-from processors.webhooks.settings import WebhookSettings
-from producer_api.settings import ApiSettings
 
 # --- YAML -------------------------------------------------------------------------------------
 

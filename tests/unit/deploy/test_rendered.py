@@ -27,7 +27,13 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from deploy_support import (
+from pydantic import ValidationError
+
+from medvoice_common.kafka import topic_specs
+from processors.settings import WorkerSettings
+from processors.webhooks.settings import WebhookSettings
+from producer_api.settings import ApiOptions, ApiSettings
+from tests.unit.deploy.deploy_support import (
     ALL_INTERFACES,
     K8S,
     PLACEHOLDER_SECRET,
@@ -37,12 +43,6 @@ from deploy_support import (
     render,
     unknown_names,
 )
-from pydantic import ValidationError
-
-from medvoice_common.kafka import topic_specs
-from processors.settings import WorkerSettings
-from processors.webhooks.settings import WebhookSettings
-from producer_api.settings import ApiOptions, ApiSettings
 
 RIVA = K8S / "components" / "riva"
 CASES = {

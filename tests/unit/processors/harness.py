@@ -240,7 +240,7 @@ class Harness:
         while done < len(self.topics["retry"].sent):
             rec = self.topics["retry"].sent[done]
             done += 1
-            headers = list(rec.headers.items())
+            headers: list[tuple[str, bytes | None]] = list(rec.headers.items())
             await self.deliver(
                 event(rec.value, key=rec.key, headers=headers, offset=done, topic=RETRY),
                 retry=True,

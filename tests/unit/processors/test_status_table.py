@@ -71,7 +71,7 @@ class StoredTable(dict[str, Any]):
     def __getitem__(self, key: str) -> Any:
         return ENTRY_CODEC.loads(super().__getitem__(key))
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         return self[key] if key in self else default
 
     def items(self) -> Any:

@@ -142,7 +142,7 @@ def test_guard_never_swaps_a_heard_term_for_a_similar_one() -> None:
     plain = "Order an echocardiogram to assess the mitral valve.".split()
     boosted = "Order an electrocardiogram to assess the mitral valve.".split()
     unsure = [0.9, 0.8, 0.5, 0.9, 0.9, 0.9, 0.7, 0.6]
-    offered = ("echocardiogram", "electrocardiogram")
+    offered: tuple[str, ...] = ("echocardiogram", "electrocardiogram")
     replaced = accepted_replacements(plain, boosted, offered, plain_confidence=unsure)
     assert replaced == []
     # a misheard term is still fixed when other offered terms resemble it less

@@ -129,7 +129,7 @@ def test_each_kind_of_break_is_caught() -> None:
         language: str
 
     class NowRequired(Released):
-        note: str  # type: ignore[assignment]
+        note: str
 
     class FewerValues(Released):
         status: str = Field(json_schema_extra={"enum": ["queued"]})

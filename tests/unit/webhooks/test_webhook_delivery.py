@@ -68,7 +68,7 @@ async def deliverer(opts: WebhookOptions, made: list[Sender]) -> Deliverer:
     sender = Sender(opts)
     await sender.start()
     made.append(sender)
-    return Deliverer(opts, consumer=None, sender=sender)  # type: ignore[arg-type]
+    return Deliverer(opts, consumer=None, sender=sender)
 
 
 def counted(target: str, outcome: str) -> float:
@@ -161,7 +161,7 @@ def test_the_payload_is_the_status_without_transcript_text() -> None:
 
 def test_targets_are_the_deployment_url_and_the_task_s_own_callback_only() -> None:
     opts = WebhookOptions(
-        secret=SECRET,  # type: ignore[arg-type]
+        secret=SECRET,
         url="https://ops.example.com/all",
         allowed_hosts="hooks.example.com",
     )

@@ -78,4 +78,4 @@ def test_one_of_several_signatures_may_match_during_a_rotation() -> None:
 )
 def test_the_deployment_refuses_a_weak_or_malformed_secret(secret: str) -> None:
     with pytest.raises(ValueError, match="MEDVOICE_WEBHOOKS__SECRET"):
-        WebhookOptions(secret=secret)  # type: ignore[arg-type]
+        WebhookOptions(secret=secret)
