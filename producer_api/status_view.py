@@ -44,6 +44,10 @@ from schemas.status import TaskStatus
 
 log = logging.getLogger(__name__)
 PROGRESS_LOG_S = 5.0  # how often catching up is logged
+# Records applied between two turns of the event loop. A fetch can hold thousands (a
+# catch-up, or a busy cluster's statuses after a 500 ms wait), and applying them in one go
+# held every request behind them; 64 is about a millisecond of applying.
+APPLY_SLICE = 64
 OWN_WRITES_MAX = 10_000  # own writes awaiting their read-back (each ~0.5 KB); more: parsed
 
 RECORDS_BEHIND = Gauge(
@@ -346,11 +350,13 @@ class StatusView:
     async def _run(self) -> None:
         logged = time.monotonic()
         while True:
-            batches = await self._consumer.getmany(timeout_ms=500)
+            batches = await self._consumer.getmany(timeout_ms=500, max_records=APPLY_SLICE)
             for records in batches.values():
                 for record in records:
                     self._apply_record(record)
                 RECORDS_READ.inc(len(records))
+            # getmany returns buffered records without suspending: let requests run.
+            await asyncio.sleep(0)
             if not self._caught_up.is_set():
                 await self._check_caught_up()
                 if time.monotonic() - logged >= PROGRESS_LOG_S and not self._caught_up.is_set():

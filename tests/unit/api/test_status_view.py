@@ -258,3 +258,45 @@ async def test_own_writes_awaiting_read_back_are_bounded(
     assert list(view._own) == [str(t).encode() for t in tasks[2:]]  # the oldest forgotten
     for task in tasks:
         assert view.get(str(task)) is not None  # every one applied
+
+
+class FetchedAll:
+    """A consumer whose buffer holds a large fetch: ``getmany`` hands out at most
+    ``max_records`` of it at once, without suspending (as aiokafka does with buffered
+    records), then waits for more that never come."""
+
+    def __init__(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        self.pending = records
+
+    async def getmany(
+        self, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[str, list[ConsumerRecord[bytes, bytes]]]:
+        if not self.pending:
+            await asyncio.Event().wait()
+        count = max_records or len(self.pending)
+        out, self.pending = self.pending[:count], self.pending[count:]
+        return {"task.status/0": out}
+
+
+async def test_a_large_fetch_is_applied_in_slices_with_requests_served_between(
+    view: StatusView,
+) -> None:
+    total = 1000
+    records = []
+    for n in range(total):
+        task = uuid.UUID(int=n + 1)
+        queued = change(TaskStatus.QUEUED).model_copy(update={"task_id": task})
+        records.append(read_back(queued.to_bytes(), n, key=task))
+    consumer = FetchedAll(records)
+    view._consumer = consumer  # the loop under test, not Kafka
+    view._caught_up.set()
+    runner = asyncio.create_task(view._run())
+    left: list[int] = []  # records still to apply, each time another task got a turn
+    while consumer.pending:
+        left.append(len(consumer.pending))
+        await asyncio.sleep(0)
+    runner.cancel()
+    steps = [a - b for a, b in zip([total, *left], left, strict=False)]
+    assert max(steps) <= status_view.APPLY_SLICE, steps
+    assert view.store.offsets() == {0: total}
+    assert view.get(str(uuid.UUID(int=total))) is not None
