@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 PROGRESS_LOG_S = 5.0  # how often catching up is logged
 # Records applied between two turns of the event loop. A fetch can hold thousands (a
 # catch-up, or a busy cluster's statuses after a 500 ms wait), and applying them in one go
-# held every request behind them; 64 is about a millisecond of applying.
+# held every request behind them; 64 take 1-2 ms to apply (about 22 us each, measured).
 APPLY_SLICE = 64
 OWN_WRITES_MAX = 10_000  # own writes awaiting their read-back (each ~0.5 KB); more: parsed
 
